@@ -1,0 +1,1 @@
+"""Normalization: pure vendor parsers, canonical records, the Avro codec and the faust app."""

@@ -1,0 +1,388 @@
+"""`tickwire normalize`: the faust worker turning ``<vendor>.raw`` into Avro canonical topics.
+
+Topology: one agent per raw topic (concurrency 1), each with its own state table co-partitioned with its
+raw topic. Per-vendor agents keep vendors independent (a burst on one raw topic does not queue another's
+records behind it) and let raw topics have different partition counts (a faust table must have exactly
+its source topic's partition count). All the meaning is in ``normalize.pipeline``; this module moves
+bytes and keeps the books.
+
+Exactly-once: faust-streaming's transaction manager (0.15.3) picks the transaction of a *sent* record
+from the destination topic's partition and topic group, which only works for co-partitioned internal
+topics; records sent to our canonical topics would fail or land outside the transaction. ``_TxnManager``
+fixes that: a record sent while processing raw record (topic, p) joins the transaction of (topic, p),
+the one that also carries that partition's consumer offset and table changelog. Commits wait for the
+message being processed (one lock), flush buffered changelog writes into the transaction and commit the
+offset of the last fully processed record, so offsets, state and output are always in step. Consumers of
+the canonical topics must read with isolation.level=read_committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from normalize.config import NormalizerSettings
+from tickwire.logs import kv
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = ("_trades_realtime", "_quotes_realtime", "_bars_staging", "_book_realtime")
+
+
+def output_topics(prefix: str, vendors: list[str]) -> list[str]:
+    """Every topic the normalizer may write (for --create-topics)."""
+    from normalize import routing
+
+    names = [p + s for p in routing.PREFIX.values() for s in SUFFIXES]
+    names += [routing.GAPS_TOPIC, routing.INSTRUMENTS_TOPIC]
+    names += [f"{v}.raw.dlq" for v in vendors]
+    return [prefix + n for n in names]
+
+
+def prepare_topics(s: NormalizerSettings, vendors: list[str]) -> dict[str, int]:
+    """Partition count of each raw topic; creates missing topics when ``create_topics`` is set."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers})
+    raw = [f"{s.topic_prefix}{v}.raw" for v in vendors]
+    existing = admin.list_topics(timeout=15).topics
+    if s.create_topics:
+        missing = [t for t in [*raw, *output_topics(s.topic_prefix, vendors)] if t not in existing]
+        if missing:
+            futs = admin.create_topics([NewTopic(t, s.default_partitions, 1) for t in missing])
+            for f in futs.values():
+                try:
+                    f.result(15)
+                except Exception as exc:  # already created by a concurrent worker is fine
+                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                        raise
+            log.info("created topics %s", kv(topics=",".join(missing)))
+        existing = admin.list_topics(timeout=15).topics
+    counts: dict[str, int] = {}
+    for t in raw:
+        md = existing.get(t)
+        if md is None:
+            raise SystemExit(f"raw topic {t!r} does not exist (apply topics.yaml or use --create-topics)")
+        counts[t] = len(md.partitions)
+    # Our table changelogs: created here, before the worker starts, because faust creating them during
+    # its first rebalance races its own metadata ("changelog has 0 partitions", agent crash loop).
+    changelogs = {changelog_topic(s.effective_app_id, v): counts[f"{s.topic_prefix}{v}.raw"] for v in vendors}
+    new = [
+        NewTopic(t, n, 1, config={"cleanup.policy": "compact"})
+        for t, n in changelogs.items()
+        if t not in existing
+    ]
+    if new:
+        for f in admin.create_topics(new).values():
+            try:
+                f.result(15)
+            except Exception as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+    for t, n in changelogs.items():
+        md = existing.get(t)
+        if md is not None and len(md.partitions) != n:
+            raise SystemExit(f"changelog {t!r} has {len(md.partitions)} partitions, its raw topic {n}")
+    return counts
+
+
+def table_name(vendor: str) -> str:
+    return f"state-{vendor}"
+
+
+def changelog_topic(app_id: str, vendor: str) -> str:
+    return f"{app_id}-{table_name(vendor)}-changelog"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import Counter
+
+        p = "tickwire_normalizer_"
+        self.raw_in = Counter(p + "raw_records_total", "raw records consumed", ["topic"])
+        self.out = Counter(p + "records_out_total", "records produced", ["topic"])
+        self.dlq = Counter(p + "dlq_total", "raw records sent to the DLQ", ["topic", "error"])
+        self.control = Counter(p + "control_frames_total", "vendor control frames skipped", ["topic"])
+        self.dupes = Counter(p + "duplicates_total", "raw records skipped as already seen", ["topic"])
+        self.gaps = Counter(p + "gaps_total", "gaps published", ["topic"])
+        self.late = Counter(p + "late_trades_total", "trades too late for their bar window", ["topic"])
+        self.crossed = Counter(p + "crossed_quotes_total", "crossed quotes published, flagged", ["topic"])
+        self.bars = Counter(p + "aggregated_bars_total", "1m bars aggregated from trades", ["topic"])
+        self.rewinds = Counter(
+            p + "offset_rewinds_total", "partition state resets on offset rewind", ["topic"]
+        )
+        self.resync = Counter(p + "resync_requests_total", "symbols whose book needs a resync", ["topic"])
+
+
+class _Shared:
+    """What the agents and the transaction manager share: one lock and the processed offsets."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.processed: dict[Any, int] = {}  # TP -> offset of the last fully processed raw record
+
+
+def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str, int]) -> Any:
+    import faust
+    from faust.transport.consumer import TransactionManager
+    from faust.transport.drivers import aiokafka as fa
+    from faust.types import TP
+
+    from normalize import registry, routing
+    from normalize.avro import Codec
+    from normalize.pipeline import Pipeline
+
+    shared = _Shared()
+    metrics = Metrics()
+    pipelines: list[Pipeline] = []
+
+    class _TxnManager(TransactionManager):
+        async def send(
+            self,
+            topic: str,
+            key: bytes | None,
+            value: bytes | None,
+            partition: int | None,
+            timestamp: float | None,
+            headers: Any,
+            *,
+            transactional_id: str | None = None,
+        ) -> Any:
+            event = faust.current_event()
+            if event is None:  # buffered changelog writes: destination partition == source partition
+                return await super().send(topic, key, value, partition, timestamp, headers)
+            src = event.message
+            tid = f"{self.app.conf.id}-{self.app.assignor.group_for_topic(src.topic)}-{src.partition}"
+            return await self.producer.send(
+                topic, key, value, partition, timestamp, headers, transactional_id=tid
+            )
+
+        async def commit(self, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
+            async with shared.lock:
+                await self.app.producer.buffer.flush()
+                done = {tp: max(off, shared.processed.get(tp, -1) + 1) for tp, off in offsets.items()}
+                ok: bool = await super().commit(done, start_new_transaction)
+                return ok
+
+    class _Transport(fa.Transport):
+        TransactionManager = _TxnManager
+
+    class _App(faust.App):
+        def _new_transport(self) -> Any:
+            return _Transport(self.conf.broker_consumer, self)
+
+    app_id = s.effective_app_id
+    os.makedirs(s.data_dir, exist_ok=True)
+    app = _App(
+        app_id,
+        broker=f"kafka://{s.bootstrap_servers}",
+        processing_guarantee=s.processing_guarantee,
+        store="memory://",
+        datadir=os.path.join(s.data_dir, app_id),
+        web_enabled=False,
+        autodiscover=False,
+        broker_commit_interval=s.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        topic_replication_factor=1,
+        stream_wait_empty=False,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        producer_acks=-1,
+    )
+    codec = Codec(s.schema_registry_url)
+    out_topics: dict[str, Any] = {}
+
+    def out_topic(name: str) -> Any:
+        t = out_topics.get(name)
+        if t is None:
+            t = out_topics[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
+        return t
+
+    for vendor in vendors:
+        raw_name = f"{s.topic_prefix}{vendor}.raw"
+        table = app.Table(
+            table_name(vendor),
+            default=None,
+            partitions=partitions[raw_name],
+            # JSON text values: faust decodes changelog records on recovery with the table's value
+            # serializer, and only str survives that round trip unchanged (raw bytes come back parsed).
+            schema=faust.Schema(key_type=str, value_type=str, key_serializer="json", value_serializer="json"),
+        )
+        pipeline = Pipeline(
+            get_parser=registry.get_parser,
+            encode=codec.encode,
+            topic_for=routing.topic_for,
+            key_for=routing.key_for,
+            store=_TableStore(table),
+            topic_prefix=s.topic_prefix,
+            bar_sources=s.bar_source_set(),
+            bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
+            seq_gap_sources=s.seq_gap_source_set(),
+        )
+        raw_topic = app.topic(raw_name, key_serializer="raw", value_serializer="raw")
+        pipelines.append(pipeline)
+        _make_agent(app, raw_topic, pipeline, out_topic, shared, metrics, TP)
+
+    async def _revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        # Another worker may own these partitions next: in-memory caches must be rebuilt from tables.
+        for p in pipelines:
+            for tp in revoked:
+                p.forget_partition(tp.topic, tp.partition)
+                shared.processed.pop(tp, None)
+
+    app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
+    return app
+
+
+def _make_agent(
+    app: Any, raw_topic: Any, pipeline: Any, out_topic: Any, shared: _Shared, metrics: Metrics, TP: Any
+) -> None:
+    from normalize.pipeline import RawMessage
+
+    name = raw_topic.get_topic_name()
+
+    async def normalize_raw(stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            async with shared.lock:
+                raw = RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or ()))
+                try:
+                    res = pipeline.process(raw)
+                except Exception as exc:  # our bug or corrupt state: still never stop the agent
+                    log.exception("normalizer internal error %s", kv(topic=m.topic, offset=m.offset))
+                    res = pipeline.internal_error(raw, exc)
+                for o in res.outputs:
+                    await out_topic(o.topic).send(key=o.key, value=o.value, headers=o.headers)
+                shared.processed[TP(m.topic, m.partition)] = m.offset
+            metrics.raw_in.labels(name).inc()
+            for o in res.outputs:
+                metrics.out.labels(o.topic).inc()
+            if res.status == "dlq":
+                metrics.dlq.labels(name, res.error_class or "").inc()
+            elif res.status == "control":
+                metrics.control.labels(name).inc()
+            elif res.status == "duplicate":
+                metrics.dupes.labels(name).inc()
+            if res.gaps:
+                metrics.gaps.labels(name).inc(res.gaps)
+            if res.late_trades:
+                metrics.late.labels(name).inc(res.late_trades)
+            if res.crossed:
+                metrics.crossed.labels(name).inc(res.crossed)
+            if res.bars:
+                metrics.bars.labels(name).inc(res.bars)
+            if res.rewound:
+                metrics.rewinds.labels(name).inc()
+            if res.resync:
+                metrics.resync.labels(name).inc(len(res.resync))
+
+    normalize_raw.__name__ = normalize_raw.__qualname__ = "normalize_" + name.replace(".", "_").replace(
+        "-", "_"
+    )
+    app.agent(raw_topic, name=f"normalize-{name}", concurrency=1)(normalize_raw)
+
+
+class _TableStore(MutableMapping[str, bytes]):
+    """A faust Table seen as the pipeline's ``MutableMapping[str, bytes]``."""
+
+    def __init__(self, table: Any) -> None:
+        self.t = table
+
+    def __getitem__(self, k: str) -> bytes:
+        v = self.t.get(k)
+        if v is None:
+            raise KeyError(k)
+        if not isinstance(v, str):
+            raise TypeError(f"state table value for {k!r} is {type(v).__name__}, not JSON text")
+        return v.encode()
+
+    def __setitem__(self, k: str, v: bytes) -> None:
+        self.t[k] = v.decode()
+
+    def __delitem__(self, k: str) -> None:
+        del self.t[k]
+
+    def __iter__(self) -> Any:
+        return iter(list(self.t.keys()))
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+# ---- command line ---------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tickwire normalize", description=__doc__.splitlines()[0])
+    ap.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
+    ap.add_argument("--vendors", help="comma-separated vendor ids (default: every registered vendor)")
+    ap.add_argument("--topic-prefix", help="prefix for every topic and the app id (test isolation)")
+    ap.add_argument("--metrics-port", type=int, help="prometheus port (0 = off)")
+    ap.add_argument("--group", help="consumer group / faust app id (default tickwire-normalizer)")
+    ap.add_argument("--create-topics", action="store_true", help="create missing raw and output topics")
+    ap.add_argument(
+        "--processing-guarantee", choices=["exactly_once", "at_least_once"], help="default exactly_once"
+    )
+    ap.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    a = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    for field, value in (
+        ("bootstrap_servers", a.bootstrap),
+        ("vendors", a.vendors),
+        ("topic_prefix", a.topic_prefix),
+        ("metrics_port", a.metrics_port),
+        ("group", a.group),
+        ("processing_guarantee", a.processing_guarantee),
+        ("log_level", a.log_level),
+    ):
+        if value is not None:
+            overrides[field] = value
+    if a.create_topics:
+        overrides["create_topics"] = True
+    s = NormalizerSettings.load(**overrides)
+
+    from normalize import registry
+
+    vendors = s.vendor_list() or registry.vendors()
+    for v in vendors:
+        registry.get_parser(v)  # fail fast on an unknown vendor or a broken parser module
+    partitions = prepare_topics(s, vendors)
+    app = build_app(s, vendors, partitions)
+    if s.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(s.metrics_port, addr="127.0.0.1")
+    log.info(
+        "normalizer starting %s",
+        kv(app_id=app.conf.id, vendors=",".join(vendors), guarantee=s.processing_guarantee),
+    )
+    return _run_worker(app, s.log_level)
+
+
+def _run_worker(app: Any, loglevel: str) -> int:
+    import faust
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # mode's worker stops gracefully on SIGTERM/SIGINT; make sure SIGTERM is not ignored by a parent.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

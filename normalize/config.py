@@ -1,0 +1,63 @@
+"""Settings of the normalizer: env prefix ``NORMALIZER_``, plus the shared Kafka/registry variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from tickwire.settings import ProcessSettings
+
+
+class NormalizerSettings(ProcessSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NORMALIZER_", frozen=True, extra="forbid", populate_by_name=True
+    )
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        validation_alias=AliasChoices("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    schema_registry_url: str | None = Field(
+        None, validation_alias=AliasChoices("schema_registry_url", "SCHEMA_REGISTRY_URL")
+    )
+    app_id: str = "tickwire-normalizer"
+    # Consumer group; empty = the app id. faust uses one id for the group, the transactional ids and the
+    # table changelog topics, so a different group is a different app id (see app.py).
+    group: str = ""
+    # Comma-separated vendor ids; empty = every vendor of normalize.registry.vendors().
+    vendors: str = ""
+    # Prepended to every topic (raw, canonical, dlq, gaps) and to the app id; isolates tests.
+    topic_prefix: str = ""
+    metrics_port: int = 9464  # 0 = no metrics endpoint
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    commit_interval_s: float = 1.0
+    # Sources whose trades are aggregated into 1-minute bars (vendors without usable vendor bars).
+    bar_sources: str = "binance,coinbase,databento"
+    bar_lateness_ms: int = 2000
+    # Sources whose producers key raw records by stream, so one partition holds every seq of a stream and
+    # a forward seq jump is a real gap. Symbol-keyed sources (alpaca, binance, coinbase) scatter seqs.
+    seq_gap_sources: str = "databento"
+    # Create missing raw/output topics (partitions below) at start; production topics come from topics.yaml.
+    create_topics: bool = False
+    default_partitions: int = 3
+    data_dir: str = "/tmp/tickwire-normalizer"
+    log_level: str = "INFO"
+
+    def vendor_list(self) -> list[str]:
+        return [v.strip() for v in self.vendors.split(",") if v.strip()]
+
+    def bar_source_set(self) -> frozenset[str]:
+        return _csv_set(self.bar_sources)
+
+    def seq_gap_source_set(self) -> frozenset[str]:
+        return _csv_set(self.seq_gap_sources)
+
+    @property
+    def effective_app_id(self) -> str:
+        return self.topic_prefix + (self.group or self.app_id)
+
+
+def _csv_set(text: str) -> frozenset[str]:
+    return frozenset(v.strip() for v in text.split(",") if v.strip())

@@ -1,0 +1,1 @@
+"""Pure vendor parsers: raw bytes + envelope (+ explicit state) -> canonical records. No I/O."""

@@ -1,0 +1,57 @@
+"""Small test helpers shared by every test package: polling with a deadline, unique names."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A name no parallel test run shares (topics, groups, Redis prefixes, NATS streams)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout`` seconds.
+
+    The last exception raised by the predicate, if any, is chained to the timeout error.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # retried until the deadline, reported then
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate!r}"
+            ) from last_exc
+        time.sleep(interval)
+
+
+async def wait_for_async(
+    predicate: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """``wait_for`` for coroutine predicates."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = await predicate()
+            if value:
+                return value
+        except Exception as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate!r}"
+            ) from last_exc
+        await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""Bridges: canonical Avro topics -> legacy Redis keys/channels and NATS JetStream subjects."""

@@ -1,0 +1,122 @@
+"""Ports, paths and versions of the local servers: the one place they are defined.
+
+Every value can be overridden by an environment variable (listed in ``ENV_VARS``) so a second broker of
+another version can run beside the shared one, e.g.
+``TICKWIRE_KAFKA_VERSION=3.9.2 TICKWIRE_KAFKA_PORT=29092 TICKWIRE_KAFKA_CONTROLLER_PORT=29093``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Kafka lines we support. The 4.x line is the default: it is the current line, faust's aiokafka 0.14
+# speaks its protocol (KIP-896 removed the old versions aiokafka < 0.13 used), and it started faster than
+# 3.9 here. 3.9 stays supported and tested (`make test-kafka-alt`).
+KAFKA_4_VERSION = "4.4.0"
+KAFKA_3_VERSION = "3.9.2"
+DEFAULT_KAFKA_VERSION = KAFKA_4_VERSION
+ALT_KAFKA_VERSION = KAFKA_3_VERSION
+
+ENV_VARS = {
+    "TICKWIRE_LOCAL_DIR": "root of data, logs, jars and pid files (default <repo>/.local)",
+    "TICKWIRE_KAFKA_VERSION": f"Kafka version (default {DEFAULT_KAFKA_VERSION}; 3.x and 4.x lines)",
+    "TICKWIRE_INFRA_HOST": "loopback address all servers bind to (default 127.0.0.1)",
+    "TICKWIRE_KAFKA_PORT": "Kafka client listener port (default 19092)",
+    "TICKWIRE_KAFKA_CONTROLLER_PORT": "Kafka KRaft controller port (default 19093)",
+    "TICKWIRE_KAFKA_HEAP": "Kafka JVM max heap (default 512m)",
+    "TICKWIRE_REDIS_PORT": "Redis port (default 16379)",
+    "TICKWIRE_NATS_PORT": "NATS client port (default 14222)",
+    "TICKWIRE_NATS_MONITOR_PORT": "NATS HTTP monitoring port (default 18222, 0 = off)",
+    "TICKWIRE_INFRA_START_TIMEOUT": "seconds to wait for a server to become ready (default 120)",
+}
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    local_dir: Path
+    host: str = "127.0.0.1"
+    kafka_version: str = DEFAULT_KAFKA_VERSION
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "512m"
+    redis_port: int = 16379
+    nats_port: int = 14222
+    nats_monitor_port: int = 18222
+    start_timeout: float = 120.0
+
+    @property
+    def kafka_major(self) -> int:
+        return int(self.kafka_version.split(".", 1)[0])
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def kafka_home(self) -> Path:
+        """Jars of one Kafka version (shared by every node of that version)."""
+        return self.local_dir / f"kafka-{self.kafka_version}"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.kafka_home / "libs"
+
+    @property
+    def kafka_node_dir(self) -> Path:
+        """Config, data and log of one node: per version and port, so 3.x and 4.x never share storage."""
+        return self.kafka_home / f"node-{self.kafka_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files, keyed by port: one port has at most one server whatever its version."""
+        return self.local_dir / "run"
+
+    @property
+    def kafka_pom(self) -> Path:
+        return REPO_ROOT / "deploy" / "local" / "kafka" / "pom.xml"
+
+
+def _int(env: dict[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not an integer") from None
+
+
+def load_config(env: dict[str, str] | None = None, **overrides: object) -> InfraConfig:
+    """Defaults, then environment variables, then explicit keyword overrides."""
+    e = dict(os.environ) if env is None else env
+    unknown = sorted(k for k in e if k.startswith("TICKWIRE_KAFKA_") and k not in ENV_VARS)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(ENV_VARS))}")
+    version = e.get("TICKWIRE_KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
+    if not version[:1].isdigit() or int(version.split(".", 1)[0]) not in (3, 4):
+        raise ValueError(f"TICKWIRE_KAFKA_VERSION={version!r}: only the 3.x and 4.x lines are supported")
+    cfg = InfraConfig(
+        local_dir=Path(e.get("TICKWIRE_LOCAL_DIR") or REPO_ROOT / ".local").resolve(),
+        host=e.get("TICKWIRE_INFRA_HOST") or "127.0.0.1",
+        kafka_version=version,
+        kafka_port=_int(e, "TICKWIRE_KAFKA_PORT", 19092),
+        kafka_controller_port=_int(e, "TICKWIRE_KAFKA_CONTROLLER_PORT", 19093),
+        kafka_heap=e.get("TICKWIRE_KAFKA_HEAP") or "512m",
+        redis_port=_int(e, "TICKWIRE_REDIS_PORT", 16379),
+        nats_port=_int(e, "TICKWIRE_NATS_PORT", 14222),
+        nats_monitor_port=_int(e, "TICKWIRE_NATS_MONITOR_PORT", 18222),
+        start_timeout=float(e.get("TICKWIRE_INFRA_START_TIMEOUT") or 120.0),
+    )
+    return replace(cfg, **overrides)  # type: ignore[arg-type]

@@ -1,0 +1,151 @@
+"""Vendor-neutral pieces of simulated markets: open-loop pacing, exact price walks, time formats,
+recorded-session files and their paced replay."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tickwire.simulators.base import Conn, SimServer
+
+
+async def paced(rate: float, tick: float = 0.001) -> AsyncIterator[int]:
+    """Yield how many events are due, on a fixed timetable (event k due at t0 + k/rate).
+
+    Open loop: a slow consumer or a late wake-up never shifts the schedule, the backlog is emitted at once
+    (no coordinated omission). Wakes at most every `tick` seconds so high rates cost few timer calls.
+    """
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    k = 0
+    while True:
+        now = loop.time()
+        due = int((now - t0) * rate) + 1
+        if due > k:
+            yield due - k
+            k = due
+        await asyncio.sleep(max(tick, t0 + k / rate - loop.time()))
+
+
+def fmt_fixed(units: int, decimals: int) -> str:
+    """Integer count of 10**-decimals units -> fixed decimal text, e.g. (15025, 2) -> '150.25'."""
+    sign = "-" if units < 0 else ""
+    q, r = divmod(abs(units), 10**decimals)
+    return f"{sign}{q}.{r:0{decimals}d}" if decimals else f"{sign}{q}"
+
+
+def fmt_trim(units: int, decimals: int) -> str:
+    """Like fmt_fixed without trailing zeros (JSON-number style): (1502500, 4) -> '150.25'."""
+    text = fmt_fixed(units, decimals)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass
+class Walk:
+    """A price in integer units moving by up to `span` ticks of `tick` units per event (>= 1 tick)."""
+
+    units: int
+    tick: int = 1
+    span: int = 3
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> int:
+        self.units = max(self.tick, self.units + self.rng.randint(-self.span, self.span) * self.tick)
+        return self.units
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def rfc3339_ns(ns: int) -> str:
+    """'2025-01-02T15:04:05.123456789Z' (Alpaca style, nanoseconds)."""
+    s, frac = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def iso_us(ns: int) -> str:
+    """'2021-04-17T16:43:37.077736Z' (Coinbase style, microseconds)."""
+    s, frac = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac // 1000:06d}Z"
+
+
+@dataclass
+class Recording:
+    """A cryptofeed-format recorded session (see /work/shared/data/recorded/README.md).
+
+    `frames` are received payloads (exact bytes) with their receive time; `client` the frames the
+    client sent; `rest` maps a REST URL to its exact answer bytes.
+    """
+
+    url: str = ""
+    opened: float = 0.0
+    frames: list[tuple[float, bytes]] = field(default_factory=list)
+    client: list[tuple[float, bytes]] = field(default_factory=list)
+    rest: dict[str, bytes] = field(default_factory=dict)
+
+
+def load_recording(*paths: str | Path) -> Recording:
+    rec = Recording()
+    for path in paths:
+        for line in Path(path).read_bytes().split(b"\n"):
+            if not line or line.startswith(b"configuration: "):
+                continue
+            if line[:1].isdigit():  # "EPOCH: PAYLOAD" - a frame received from the vendor
+                ts, payload = line.split(b": ", 1)
+                rec.frames.append((float(ts), payload))
+                continue
+            url, rest = line.split(b" ", 1)
+            arrow, rest = rest.split(b" ", 1)
+            if arrow == b"<->":
+                rec.url, rec.opened = url.decode(), float(rest)
+            else:
+                ts, payload = rest.split(b": ", 1)
+                if arrow == b"<-":
+                    rec.client.append((float(ts), payload))
+                elif arrow == b"->":
+                    rec.rest[url.decode()] = payload
+    return rec
+
+
+async def replay(
+    sim: SimServer,
+    conn: Conn,
+    frames: list[tuple[float, bytes]],
+    *,
+    speed: float = 1.0,
+    loop: bool = False,
+    select: Callable[[Conn, bytes], bytes | None] | None = None,
+) -> None:
+    """Send recorded frames at recorded pacing / `speed` (0 = as fast as possible), exact bytes.
+
+    `select` may drop a frame (None) or return the exact bytes to send (e.g. a slice); a pending
+    `skip_seq` fault drops the next frame, which makes a genuine vendor sequence gap.
+    """
+    aio = asyncio.get_running_loop()
+    while frames:
+        start, base = aio.time(), frames[0][0]
+        for ts, payload in frames:
+            if speed > 0:
+                delay = start + (ts - base) / speed - aio.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif conn.frames % 256 == 0:
+                await asyncio.sleep(0)  # stay fair to other connections at full speed
+            data = payload if select is None else select(conn, payload)
+            if data is None:
+                continue
+            if sim.take_skip():
+                continue
+            if not conn.open:
+                return
+            await sim.send(conn, data)
+        if not loop:
+            return

@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tickwire: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    rc: int = module.main(rest)
+    try:
+        rc: int = module.main(rest)
+    except BrokenPipeError:  # `tickwire tail ... | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
     return rc
 
 

@@ -420,12 +420,22 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--prefix", default="", help="prepend to every topic name (tests, sandboxes)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per admin request")
+    parser.add_argument(
+        "--replication",
+        type=int,
+        help="replication factor for every topic, overriding topics.yaml (e.g. 3 on a production cluster)",
+    )
     args = parser.parse_args(argv)
     try:
         specs = [s.with_prefix(args.prefix) for s in load_topics(args.file, base=REPO_ROOT)]
     except TopicsFileError as e:
         print(f"tickwire topics: {e}", file=sys.stderr)
         return 2
+    if args.replication is not None:
+        if args.replication < 1:
+            print("tickwire topics: --replication must be >= 1", file=sys.stderr)
+            return 2
+        specs = [replace(s, replication=args.replication) for s in specs]
     if args.action == "list":
         for s in specs:
             ret = "forever" if s.retention_ms < 0 else f"{s.retention_ms}ms"

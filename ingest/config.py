@@ -41,7 +41,9 @@ class IngestSettings(ProcessSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:19092", validation_alias=AliasChoices("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS")
     )
-    schema_registry_url: str | None = None
+    schema_registry_url: str | None = Field(
+        None, validation_alias=AliasChoices("schema_registry_url", "SCHEMA_REGISTRY_URL")
+    )
     # Prepended to every topic this process touches (raw, dlq, gaps, health, control): tests isolate runs.
     topic_prefix: str = ""
     metrics_port: int = 0

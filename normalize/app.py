@@ -118,14 +118,67 @@ class Metrics:
             p + "offset_rewinds_total", "partition state resets on offset rewind", ["topic"]
         )
         self.resync = Counter(p + "resync_requests_total", "symbols whose book needs a resync", ["topic"])
+        # ``.labels()`` costs microseconds (lock, tuple, dict): bound children are kept here.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, counter: Any, *labels: str) -> Any:
+        k = (id(counter), *labels)
+        c = self._children.get(k)
+        if c is None:
+            c = self._children[k] = counter.labels(*labels)
+        return c
+
+    def account(self, name: str, res: Any) -> None:
+        """Count one raw record's result (``res`` is a pipeline ``Result``)."""
+        child = self.child
+        child(self.raw_in, name).inc()
+        for o in res.outputs:
+            child(self.out, o.topic).inc()
+        if res.status == "dlq":
+            child(self.dlq, name, res.error_class or "").inc()
+        elif res.status == "control":
+            child(self.control, name).inc()
+        elif res.status == "duplicate":
+            child(self.dupes, name).inc()
+        if res.gaps:
+            child(self.gaps, name).inc(res.gaps)
+        if res.late_trades:
+            child(self.late, name).inc(res.late_trades)
+        if res.crossed:
+            child(self.crossed, name).inc(res.crossed)
+        if res.bars:
+            child(self.bars, name).inc(res.bars)
+        if res.rewound:
+            child(self.rewinds, name).inc()
+        if res.resync:
+            child(self.resync, name).inc(len(res.resync))
+
+
+# One pending output: topic, partition (None: the producer's partitioner picks by key), key, value, headers.
+_Pending = tuple[str, "int | None", "bytes | None", "bytes | None", list[tuple[str, bytes]]]
 
 
 class _Shared:
-    """What the agents and the transaction manager share: one lock and the processed offsets."""
+    """What the agents and the transaction manager share.
+
+    ``lock`` serializes processing and commits. ``processed`` holds the offset of the last fully processed
+    raw record per partition. ``pending`` holds the output records of processed raw records that were not
+    yet handed to their transactional producer, per transactional id, in processing order: they are
+    handed over in batches (one Kafka record batch per destination partition) when enough accumulate and
+    always before a commit, so every commit carries exactly the outputs of the records it marks processed.
+    """
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.processed: dict[Any, int] = {}  # TP -> offset of the last fully processed raw record
+        self.pending: dict[str, list[_Pending]] = {}
+        self.n_pending = 0
+        self.commit_lock = asyncio.Lock()
+        self.committing = False  # a commit is in flight: the producers are not in a transaction
+
+
+FLUSH_RECORDS = 4000  # pending outputs that trigger a hand-over to the producers before the commit
+MAX_PENDING = 200_000  # pending outputs at which processing waits for the commit in flight
 
 
 def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str, int]) -> Any:
@@ -141,6 +194,54 @@ def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str
     shared = _Shared()
     metrics = Metrics()
     pipelines: list[Pipeline] = []
+    stores: list[_TableStore] = []
+    part_cache: dict[tuple[str, bytes], int] = {}
+
+    def tid_for(topic: str, partition: int) -> str:
+        # faust's transactional id of a source partition (see faust TransactionManager.commit).
+        return f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+
+    async def _send(tid: str, recs: list[_Pending]) -> None:
+        # Straight to the aiokafka transactional producer faust keeps for ``tid``: faust's Topic.send
+        # costs tens of microseconds per record; a record batch per destination partition costs ~1 us.
+        fp: Any = app.producer  # faust's aiokafka driver Producer: one aiokafka producer per tid
+        producer = fp._transaction_producers.get(tid)
+        if producer is None:  # partition revoked meanwhile: its transaction is gone, so are these
+            log.warning("dropping outputs of a revoked partition %s", kv(tid=tid, records=len(recs)))
+            return
+        async with fp._trn_locks[tid]:
+            builders: dict[tuple[str, int], Any] = {}
+            for topic, part, key, value, headers in recs:
+                if part is None:
+                    part = part_cache.get((topic, key)) if key is not None else None
+                    if part is None:
+                        await producer.client._wait_on_metadata(topic)
+                        part = producer._partition(topic, None, key, value, key, value)
+                        if key is not None:
+                            part_cache[(topic, key)] = part
+                tp = (topic, part)
+                b = builders.get(tp)
+                if b is None:
+                    b = builders[tp] = producer.create_batch()
+                if b.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    await producer.send_batch(b, topic, partition=part)  # full: send, start another
+                    b = builders[tp] = producer.create_batch()
+                    if b.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                        raise ValueError(f"record for {topic} larger than producer_max_batch_size")
+            for (topic, part), b in builders.items():
+                await producer.send_batch(b, topic, partition=part)
+
+    async def flush() -> None:
+        """Hand pending outputs and dirty state (changelog records) to the producers. Lock held."""
+        for store in stores:
+            for partition, items in store.take_dirty().items():
+                tid = tid_for(store.source_topic, partition)
+                recs = shared.pending.setdefault(tid, [])
+                for k, v in items:
+                    recs.append((store.changelog, partition, k, v, []))
+        pending, shared.pending, shared.n_pending = shared.pending, {}, 0
+        for tid, recs in pending.items():
+            await _send(tid, recs)
 
     class _TxnManager(TransactionManager):
         async def send(
@@ -158,17 +259,50 @@ def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str
             if event is None:  # buffered changelog writes: destination partition == source partition
                 return await super().send(topic, key, value, partition, timestamp, headers)
             src = event.message
-            tid = f"{self.app.conf.id}-{self.app.assignor.group_for_topic(src.topic)}-{src.partition}"
+            tid = tid_for(src.topic, src.partition)
             return await self.producer.send(
                 topic, key, value, partition, timestamp, headers, transactional_id=tid
             )
 
         async def commit(self, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
-            async with shared.lock:
-                await self.app.producer.buffer.flush()
-                done = {tp: max(off, shared.processed.get(tp, -1) + 1) for tp, off in offsets.items()}
-                ok: bool = await super().commit(done, start_new_transaction)
-                return ok
+            async with shared.commit_lock:
+                # Under the processing lock: hand every output and state change of the records processed
+                # so far to the producers and take their offsets. Then commit without holding it: the
+                # agents keep processing into ``pending`` (not handed over while ``committing``), which
+                # belongs to the next transactions. Commits cost several broker round trips per
+                # transactional id, so they run concurrently rather than one after the other.
+                async with shared.lock:
+                    await flush()
+                    await self.app.producer.buffer.flush()
+                    done = {tp: max(off, shared.processed.get(tp, -1) + 1) for tp, off in offsets.items()}
+                    shared.committing = True
+                try:
+                    by_tid: dict[str, dict[Any, int]] = {}
+                    for tp, off in done.items():
+                        by_tid.setdefault(tid_for(tp.topic, tp.partition), {})[tp] = off
+                    group_id = self.app.conf.id
+                    await asyncio.gather(
+                        *(
+                            self._commit_one(tid, offs, group_id, start_new_transaction)
+                            for tid, offs in by_tid.items()
+                        )
+                    )
+                finally:
+                    shared.committing = False
+                return True
+
+        async def _commit_one(
+            self, tid: str, offsets: dict[Any, int], group_id: str, start_new_transaction: bool
+        ) -> None:
+            from aiokafka.errors import ProducerFenced  # type: ignore[import-untyped]
+
+            try:
+                await self.producer.commit_transactions(
+                    {tid: offsets}, group_id, start_new_transaction=start_new_transaction
+                )
+            except ProducerFenced as pf:  # as faust does: another worker owns the partition now
+                log.warning("producer fenced %s", kv(tid=tid, error=pf))
+                await self.app.crash(pf)
 
     class _Transport(fa.Transport):
         TransactionManager = _TxnManager
@@ -195,15 +329,12 @@ def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        producer_max_batch_size=s.producer_max_batch_size,
+        producer_linger_ms=s.producer_linger_ms,
+        stream_buffer_maxsize=s.stream_buffer_maxsize,
+        broker_max_poll_records=s.max_poll_records,
     )
     codec = Codec(s.schema_registry_url)
-    out_topics: dict[str, Any] = {}
-
-    def out_topic(name: str) -> Any:
-        t = out_topics.get(name)
-        if t is None:
-            t = out_topics[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
-        return t
 
     for vendor in vendors:
         raw_name = f"{s.topic_prefix}{vendor}.raw"
@@ -215,12 +346,13 @@ def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str
             # serializer, and only str survives that round trip unchanged (raw bytes come back parsed).
             schema=faust.Schema(key_type=str, value_type=str, key_serializer="json", value_serializer="json"),
         )
+        store = _TableStore(table, raw_name, changelog_topic(app_id, vendor))
         pipeline = Pipeline(
             get_parser=registry.get_parser,
             encode=codec.encode,
             topic_for=routing.topic_for,
             key_for=routing.key_for,
-            store=_TableStore(table),
+            store=store,
             topic_prefix=s.topic_prefix,
             bar_sources=s.bar_source_set(),
             bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
@@ -228,25 +360,42 @@ def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str
         )
         raw_topic = app.topic(raw_name, key_serializer="raw", value_serializer="raw")
         pipelines.append(pipeline)
-        _make_agent(app, raw_topic, pipeline, out_topic, shared, metrics, TP)
+        stores.append(store)
+        _make_agent(app, raw_topic, pipeline, shared, metrics, TP, tid_for, flush)
 
     async def _revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        # Another worker may own these partitions next: in-memory caches must be rebuilt from tables.
+        # Another worker may own these partitions next: in-memory caches must be rebuilt from tables,
+        # and whatever was not committed is not ours to send any more.
+        part_cache.clear()
         for p in pipelines:
             for tp in revoked:
                 p.forget_partition(tp.topic, tp.partition)
                 shared.processed.pop(tp, None)
+        for st in stores:
+            for tp in revoked:
+                if tp.topic == st.source_topic:
+                    st.drop_dirty(tp.partition)
+                    dropped = shared.pending.pop(tid_for(tp.topic, tp.partition), [])
+                    shared.n_pending -= len(dropped)
 
     app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
     return app
 
 
 def _make_agent(
-    app: Any, raw_topic: Any, pipeline: Any, out_topic: Any, shared: _Shared, metrics: Metrics, TP: Any
+    app: Any,
+    raw_topic: Any,
+    pipeline: Any,
+    shared: _Shared,
+    metrics: Metrics,
+    TP: Any,
+    tid_for: Any,
+    flush: Any,
 ) -> None:
     from normalize.pipeline import RawMessage
 
     name = raw_topic.get_topic_name()
+    tids: dict[int, str] = {}
 
     async def normalize_raw(stream: Any) -> None:
         async for event in stream.events():
@@ -258,30 +407,23 @@ def _make_agent(
                 except Exception as exc:  # our bug or corrupt state: still never stop the agent
                     log.exception("normalizer internal error %s", kv(topic=m.topic, offset=m.offset))
                     res = pipeline.internal_error(raw, exc)
-                for o in res.outputs:
-                    await out_topic(o.topic).send(key=o.key, value=o.value, headers=o.headers)
+                if res.outputs:
+                    tid = tids.get(m.partition)
+                    if tid is None:
+                        tid = tids[m.partition] = tid_for(m.topic, m.partition)
+                    recs = shared.pending.get(tid)
+                    if recs is None:
+                        recs = shared.pending[tid] = []
+                    for o in res.outputs:
+                        recs.append((o.topic, None, o.key, o.value, o.headers or []))
+                    shared.n_pending += len(res.outputs)
                 shared.processed[TP(m.topic, m.partition)] = m.offset
-            metrics.raw_in.labels(name).inc()
-            for o in res.outputs:
-                metrics.out.labels(o.topic).inc()
-            if res.status == "dlq":
-                metrics.dlq.labels(name, res.error_class or "").inc()
-            elif res.status == "control":
-                metrics.control.labels(name).inc()
-            elif res.status == "duplicate":
-                metrics.dupes.labels(name).inc()
-            if res.gaps:
-                metrics.gaps.labels(name).inc(res.gaps)
-            if res.late_trades:
-                metrics.late.labels(name).inc(res.late_trades)
-            if res.crossed:
-                metrics.crossed.labels(name).inc(res.crossed)
-            if res.bars:
-                metrics.bars.labels(name).inc(res.bars)
-            if res.rewound:
-                metrics.rewinds.labels(name).inc()
-            if res.resync:
-                metrics.resync.labels(name).inc(len(res.resync))
+                if shared.n_pending >= FLUSH_RECORDS and not shared.committing:
+                    await flush()
+            if shared.n_pending >= MAX_PENDING:  # memory bound while a slow commit is in flight
+                while shared.committing:
+                    await asyncio.sleep(0.002)
+            metrics.account(name, res)
 
     normalize_raw.__name__ = normalize_raw.__qualname__ = "normalize_" + name.replace(".", "_").replace(
         "-", "_"
@@ -290,30 +432,80 @@ def _make_agent(
 
 
 class _TableStore(MutableMapping[str, bytes]):
-    """A faust Table seen as the pipeline's ``MutableMapping[str, bytes]``."""
+    """A faust Table seen as the pipeline's ``MutableMapping[str, bytes]``, written back once per flush.
 
-    def __init__(self, table: Any) -> None:
+    Reads and writes go to the table's in-memory data directly (no changelog record per write); the keys
+    written since the last flush are remembered per source partition (every pipeline key carries
+    ``topic|partition`` as its 2nd and 3rd fields) and ``take_dirty`` turns them into changelog records
+    (their latest value, or a tombstone) for that partition's transaction. A key written ten times between
+    two commits costs one changelog record.
+    """
+
+    def __init__(self, table: Any, source_topic: str, changelog: str) -> None:
         self.t = table
+        self.source_topic = source_topic
+        self.changelog = changelog
+        self.dirty: dict[int, set[str]] = {}
+
+    def _d(self) -> dict[str, Any]:
+        d: dict[str, Any] = self.t.data.data  # the memory store's dict (faust recovery fills it too)
+        return d
+
+    def _mark(self, k: str) -> None:
+        p = int(k.split("|", 3)[2])
+        ks = self.dirty.get(p)
+        if ks is None:
+            ks = self.dirty[p] = set()
+        ks.add(k)
 
     def __getitem__(self, k: str) -> bytes:
-        v = self.t.get(k)
+        v = self._d()[k]
+        if not isinstance(v, str):
+            raise TypeError(f"state table value for {k!r} is {type(v).__name__}, not JSON text")
+        return v.encode()
+
+    def get(self, k: str, default: Any = None) -> Any:
+        v = self._d().get(k)
         if v is None:
-            raise KeyError(k)
+            return default
         if not isinstance(v, str):
             raise TypeError(f"state table value for {k!r} is {type(v).__name__}, not JSON text")
         return v.encode()
 
     def __setitem__(self, k: str, v: bytes) -> None:
-        self.t[k] = v.decode()
+        self._d()[k] = v.decode()
+        self._mark(k)
 
     def __delitem__(self, k: str) -> None:
-        del self.t[k]
+        del self._d()[k]
+        self._mark(k)
+
+    def __contains__(self, k: object) -> bool:
+        return k in self._d()
 
     def __iter__(self) -> Any:
-        return iter(list(self.t.keys()))
+        return iter(list(self._d().keys()))
 
     def __len__(self) -> int:
-        return len(self.t)
+        return len(self._d())
+
+    def take_dirty(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """Changelog records (JSON key, JSON value or None = tombstone) of the keys written since last."""
+        import msgspec
+
+        d = self._d()
+        out: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        enc = msgspec.json.encode
+        for p, keys in self.dirty.items():
+            recs = out[p] = []
+            for k in sorted(keys):  # sorted: deterministic changelog order
+                v = d.get(k)
+                recs.append((enc(k), None if v is None else enc(v)))
+        self.dirty = {}
+        return out
+
+    def drop_dirty(self, partition: int) -> None:
+        self.dirty.pop(partition, None)
 
 
 # ---- command line ---------------------------------------------------------------------------------

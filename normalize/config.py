@@ -32,7 +32,15 @@ class NormalizerSettings(ProcessSettings):
     topic_prefix: str = ""
     metrics_port: int = 9464  # 0 = no metrics endpoint
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
-    commit_interval_s: float = 1.0
+    # Canonical records become visible to read_committed consumers when their transaction commits: the
+    # commit interval is the floor of the normalizer's added latency (each commit costs ~1 ms per
+    # partition with output, so 0.1 s keeps commits a small share of the time).
+    commit_interval_s: float = 0.1
+    # Producer record batch size (bytes); outputs are handed over as one batch per destination partition.
+    producer_max_batch_size: int = 262_144
+    producer_linger_ms: int = 0
+    stream_buffer_maxsize: int = 16_384  # faust per-agent buffer of fetched, unprocessed raw records
+    max_poll_records: int = 2_000  # raw records per consumer poll
     # Sources whose trades are aggregated into 1-minute bars (vendors without usable vendor bars).
     bar_sources: str = "binance,coinbase,databento"
     bar_lateness_ms: int = 2000

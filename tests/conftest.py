@@ -1,8 +1,10 @@
 """Session fixtures for real servers, markers, and shared helpers.
 
 Each server fixture resolves, in order:
-1. an environment variable (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``NATS_URL``);
-2. a testcontainers container when a Docker engine answers (checked once, fails fast without one);
+1. an environment variable (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``NATS_URL``,
+   ``SCHEMA_REGISTRY_URL``);
+2. a testcontainers container when a Docker engine answers (checked once, fails fast without one; not for
+   the registry);
 3. the project's local servers (``tickwire infra``), started once per session and reused when running.
 Servers this session started are stopped at its end (unless ``TICKWIRE_KEEP_INFRA=1``); servers that were
 already running are never stopped.
@@ -132,6 +134,26 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def nats_url(request: pytest.FixtureRequest) -> str:
     return _resolve("NATS_URL", "nats", request, _nats_container)
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(request: pytest.FixtureRequest) -> str:
+    """Confluent-compatible Schema Registry base URL: ``SCHEMA_REGISTRY_URL``, else the local Apicurio.
+
+    Skips only when this machine has no Java runtime the registry can run on.
+    """
+    value = os.environ.get("SCHEMA_REGISTRY_URL")
+    if value:
+        return value
+    from tickwire.infra.servers import RegistryUnavailable, registry_java
+
+    infra: _LocalInfra = request.getfixturevalue("_local_infra")
+    try:
+        registry_java(infra.cfg)
+    except RegistryUnavailable as e:
+        pytest.skip(f"schema registry cannot run here: {e}")
+    infra.ensure("registry")
+    return infra.cfg.registry_url
 
 
 @pytest.fixture

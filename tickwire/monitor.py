@@ -3,6 +3,7 @@ end-to-end latency (canonical append time minus ts_recv). Used by the live view 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import urllib.request
@@ -137,7 +138,7 @@ class LatencySampler:
 
         from normalize.avro import Codec
 
-        codec = Codec()
+        codec = Codec(os.environ.get("SCHEMA_REGISTRY_URL") or None)
         c = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,

@@ -34,7 +34,7 @@ def test_reconcile_then_subscribe_and_unsubscribe(
     r = redis.Redis.from_url(redis_url)
     r.sadd(f"{kp}active_subscriptions:crypto", "ETH/USD")  # state left by the gateway before start
     args = ["--bootstrap", kafka_bootstrap, "--redis-url", redis_url, "--topic-prefix", prefix]
-    args += ["--key-prefix", kp, "--topics", "stock_trades_realtime", "--data-dir", str(tmp_path / "faust")]
+    args += ["--key-prefix", kp, "--topics", "stock_trades_realtime"]
     procs.append(bridge_proc("redis", args, tmp_path / "bridge.log").start())
     topic = prefix + "control.subscriptions"
 

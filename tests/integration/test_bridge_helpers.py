@@ -180,7 +180,7 @@ class Proc:
 
 
 def bridge_proc(target: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
-    argv = [TICKWIRE, "bridge", target, "--batch-within-ms", "5", *args]
+    argv = [TICKWIRE, "bridge", target, *args]
     return Proc(argv, log, {"TICKWIRE_LOG_LEVEL": "INFO", **(env or {})})
 
 

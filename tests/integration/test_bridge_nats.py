@@ -70,7 +70,7 @@ def _bridge(kafka: str, nats_url: str, prefix: str, tmp: Path, *extra: str) -> t
         "--topics",
         ",".join(TOPICS),
     ]
-    args += ["--stream", stream, "--subject-prefix", subj, "--data-dir", str(tmp / "faust"), *extra]
+    args += ["--stream", stream, "--subject-prefix", subj, *extra]
     return bridge_proc("nats", args, tmp / f"bridge-{stream}.log"), stream, subj
 
 

@@ -53,7 +53,7 @@ def _bridge(kafka: str, redis_url: str, prefix: str, key_prefix: str, tmp: Path,
         "--key-prefix",
         key_prefix,
     ]
-    args += ["--topics", ",".join(TOPICS), "--data-dir", str(tmp / f"faust-{key_prefix}"), *extra]
+    args += ["--topics", ",".join(TOPICS), *extra]
     return bridge_proc("redis", args, tmp / f"bridge-{key_prefix}.log")
 
 

@@ -1,15 +1,16 @@
-"""The bridge agent loop in faust's in-memory test context: batching, decode, retry-until-written."""
+"""The bridge batch loop without servers: decode, DLQ of the undecodable, retry-until-written."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from normalize.avro import Codec
 from normalize.exact import parse_units as u
 from normalize.records import Trade
 from tickwire.bridges.config import RedisBridgeSettings
-from tickwire.bridges.runtime import BridgeLoop, Item, backoff, dlq_headers, make_app
+from tickwire.bridges.runtime import BridgeLoop, Item, backoff, dlq_headers
 
 
 class FlakyWriter:
@@ -53,29 +54,60 @@ def _trade(i: int) -> Trade:
     )
 
 
-def test_agent_retries_a_failing_batch_until_written() -> None:
-    s = RedisBridgeSettings(
-        topics=("stock_trades_realtime",), retry_base_s=0.001, retry_max_s=0.002, batch_within_ms=1.0
-    )
-    app = make_app(s)
+@dataclass
+class Rec:
+    """The attributes of a faust Message (``event.message``) the loop reads."""
+
+    value: Any
+    offset: int
+    topic: str = "stock_trades_realtime"
+    partition: int = 0
+    key: bytes = b"AAPL"
+    timestamp: float = 1_700_000_000.25  # seconds, as faust gives it
+    headers: Any = ()
+
+
+class ListDlq:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, Any, dict[str, bytes]]] = []
+
+    async def send(self, topic: str, key: Any, value: Any, headers: list[Any]) -> Any:
+        self.sent.append((topic, key, value, dict(headers)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_loop_retries_a_failing_batch_until_written() -> None:
+    s = RedisBridgeSettings(topics=("stock_trades_realtime",), retry_base_s=0.001, retry_max_s=0.002)
     writer = FlakyWriter(fail=2)
-    loop = BridgeLoop(app, s, "redis", writer)
-    agent = app.agent(loop.source, name="t", concurrency=1)(loop._agent)
+    loop = BridgeLoop(s, "redis", writer)
     codec = Codec()
-
-    async def go() -> None:
-        async with agent.test_context() as ctx:
-            for i in range(10):
-                await ctx.put(key=b"AAPL", value=codec.encode(_trade(i)), wait=False)
-            for _ in range(500):
-                if len(writer.written) == 10:
-                    break
-                await asyncio.sleep(0.01)
-
-    asyncio.run(go())
+    batch = [Rec(codec.encode(_trade(i)), offset=i) for i in range(10)]
+    asyncio.run(loop.process(batch))
     assert [it.record.seq for it in writer.written] == list(range(10))
-    assert writer.resets == 2 and writer.attempts >= 3
+    assert [it.offset for it in writer.written] == list(range(10))
+    assert writer.written[0].timestamp == 1_700_000_000.25
+    assert writer.resets == 2 and writer.attempts == 3
     assert loop.written == 10 and loop.last_error == "ConnectionError: target down"
+
+
+def test_undecodable_records_go_to_the_dlq_and_the_rest_is_written() -> None:
+    s = RedisBridgeSettings(topics=("stock_trades_realtime",), topic_prefix="p.")
+    writer = FlakyWriter(fail=0)
+    loop = BridgeLoop(s, "redis", writer)
+    dlq = ListDlq()
+    loop.dlq = dlq
+    good = Codec().encode(_trade(1))
+    batch = [Rec(good[:-3], offset=5), Rec(good, offset=6), Rec(b"\x00\x00\x00\x00\x63abc", offset=7)]
+    asyncio.run(loop.process(batch))
+    assert [it.offset for it in writer.written] == [6]
+    assert [(t, v) for t, _, v, _ in dlq.sent] == [
+        ("p.bridge.redis.dlq", good[:-3]),
+        ("p.bridge.redis.dlq", batch[2].value),
+    ]
+    assert [h["tw-src-offset"] for *_, h in dlq.sent] == [b"5", b"7"]
+    assert all(h["tw-error-class"] == b"CodecError" for *_, h in dlq.sent)
 
 
 def test_backoff_is_capped_and_jittered() -> None:
@@ -99,3 +131,34 @@ def test_dlq_headers_keep_originals_and_add_reason() -> None:
         "tw-src-partition": b"3",
         "tw-src-offset": b"42",
     }
+
+
+def test_faust_agent_writes_batches_then_acks() -> None:
+    from tickwire.bridges.runtime import attach, make_app
+
+    s = RedisBridgeSettings(
+        topics=("stock_trades_realtime",), retry_base_s=0.001, retry_max_s=0.002, batch_within_ms=1.0
+    )
+    app = make_app(s)
+    writer = FlakyWriter(fail=1)
+    loop = BridgeLoop(s, "redis", writer)
+    attach(app, loop)
+    (agent,) = app.agents.values()
+    codec = Codec()
+    acked: list[bool] = []
+
+    async def go() -> None:
+        async with agent.test_context() as ctx:
+            events = [
+                await ctx.put(key=b"AAPL", value=codec.encode(_trade(i)), wait=False) for i in range(10)
+            ]
+            for _ in range(500):
+                if len(writer.written) == 10:
+                    break
+                await asyncio.sleep(0.01)
+            acked.extend(ev.message.acked for ev in events)
+
+    asyncio.run(go())
+    assert [it.record.seq for it in writer.written] == list(range(10))
+    assert writer.resets == 1 and writer.attempts >= 2
+    assert acked == [True] * 10

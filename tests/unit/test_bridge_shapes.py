@@ -6,6 +6,7 @@ import json
 import math
 from decimal import Decimal
 
+import msgspec
 import orjson
 import pytest
 
@@ -217,3 +218,17 @@ def test_nats_payload_is_canonical_json_plus_event_source() -> None:
     r = orjson.loads(shapes.nats_payload(trade(source="databento", stream="replay.glbx")))
     assert r["event_source"] == "replay"
     assert set(r) == set(d)
+
+
+def test_nats_payload_equals_to_json_dict_plus_event_source_for_every_bridged_type() -> None:
+    from normalize.avro import to_json_dict
+    from tests.unit.test_bridge_avro_fast_decode import records
+
+    bridged = [r for r in records() if isinstance(r, Trade | Quote | Bar | BookUpdate)]
+    assert {type(r) for r in bridged} == {Trade, Quote, Bar, BookUpdate}
+    for r in bridged:
+        for rec in (r, msgspec.structs.replace(r, stream="replay.x")):
+            ref = to_json_dict(rec)
+            ref["event_source"] = shapes.event_source(rec)
+            assert shapes.nats_payload(rec) == orjson.dumps(ref)
+            assert shapes.nats_payload(rec) == shapes.nats_payload(rec)  # cached amount texts agree

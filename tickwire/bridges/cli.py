@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--app-id", help="faust app id / consumer group (before the topic prefix)")
         sp.add_argument("--batch-max", type=int, help="records per batch at most")
         sp.add_argument("--batch-within-ms", type=float, help="wait at most this long to fill a batch")
+        sp.add_argument("--commit-interval-s", type=float, help="offset commit period (s) of written batches")
         sp.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
         sp.add_argument("--data-dir", help="faust data directory")
         sp.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")

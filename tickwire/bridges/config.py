@@ -29,8 +29,15 @@ class _BridgeSettings(ProcessSettings):
     topics: tuple[str, ...] = CANONICAL_TOPICS
     topic_prefix: str = ""  # test isolation: prefixed to consumed topics, DLQ topic and app id
     app_id: str = ""
-    batch_max: int = Field(500, ge=1)
+    # faust batching (stream.noack_take): a batch is written when it has batch_max records or batch_within_ms
+    # after the previous one, whichever comes first; batch_max bounds one Redis transaction / JetStream burst.
+    batch_max: int = Field(5000, ge=1)
     batch_within_ms: float = Field(5.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)  # faust broker_commit_interval (acked = written batches)
+    max_poll_records: int = Field(5000, ge=1)  # faust broker_max_poll_records
+    max_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # faust consumer_max_fetch_size (per partition)
+    stream_buffer_maxsize: int = Field(20_000, ge=1)  # faust channel queue: fetched, not yet batched
+    fast_fetch: bool = True  # runtime._fast_transport: faust's fetcher without its per-message tasks
     retry_base_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(5.0, gt=0)
     metrics_port: int = 0  # 0 = no Prometheus HTTP endpoint
@@ -93,5 +100,4 @@ class NatsBridgeSettings(_BridgeSettings):
     # Replay horizon: a batch re-published within this window after its first publish (bridge restart,
     # NATS outage, redelivery) is deduplicated by JetStream. Costs server memory per message id.
     duplicate_window_s: float = Field(20 * 60, gt=0)
-    max_pending_acks: int = Field(2000, ge=1)
     ack_timeout_s: float = Field(5.0, gt=0)

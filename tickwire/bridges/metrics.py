@@ -16,7 +16,7 @@ BATCH_SIZE = Histogram(
     "tickwire_bridge_batch_size",
     "Records per batch",
     ["bridge"],
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
 )
 PUBLISH_SECONDS = Histogram(
     "tickwire_bridge_publish_seconds",

@@ -13,32 +13,36 @@ Stream: subjects ``market.>``, 24 h ``max_age``, file storage, limits retention,
 dropped as a duplicate), created or updated at start. Every message carries ``Nats-Msg-Id`` =
 ``shapes.msg_id`` (record type, source, stream, session, seq, sub_seq).
 
-Publishing: ``publish_async`` for the whole batch (at most ``max_pending_acks`` outstanding), then all
-acks are awaited together under ``ack_timeout_s``. Only then does the runtime ack the Kafka events. On a
-timeout or error the whole batch is re-published after a backoff; JetStream drops the copies that had
-been stored already (ack with ``duplicate=True``).
+Publishing: the whole batch goes out as core-NATS publishes with a reply subject each (one socket write),
+then all PubAcks are awaited together under ``ack_timeout_s``. Only then may the runtime commit the Kafka
+offsets. On a timeout or error the whole batch is re-published after a backoff; JetStream drops the
+copies that had been stored already (ack with ``duplicate=True``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import faust
 import nats
+import orjson
 from nats.js import api as jsapi
 from nats.js.errors import NotFoundError
 
 from tickwire.bridges import metrics as m
 from tickwire.bridges import shapes
 from tickwire.bridges.config import NatsBridgeSettings
-from tickwire.bridges.runtime import BridgeLoop, Item, make_app
+from tickwire.bridges.runtime import BridgeLoop, Item, attach, make_app
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+# A msg id nats-py would put on the wire unchanged (it strips blanks and drops line breaks in values).
+_PLAIN_ID = re.compile(r"[^\s][^\r\n]*[^\s]|[^\s]").fullmatch
 
 
 def stream_config(s: NatsBridgeSettings) -> jsapi.StreamConfig:
@@ -65,12 +69,30 @@ async def ensure_stream(js: Any, s: NatsBridgeSettings) -> None:
     await js.update_stream(cfg)
 
 
+class _Batch:
+    """Acks outstanding for one publish attempt (reply subjects still unanswered)."""
+
+    __slots__ = ("done", "dups", "error", "outstanding")
+
+    def __init__(self) -> None:
+        self.outstanding: set[str] = set()
+        self.dups = 0
+        self.error: str | None = None
+        self.done = asyncio.Event()
+
+
 class NatsWriter:
+    """Publishes a batch as core-NATS messages with a reply subject each (what ``publish_async`` does, minus
+    its per-message task and socket write): the whole batch is queued without yielding and leaves in one
+    write; one wildcard subscription collects the PubAcks."""
+
     def __init__(self, s: NatsBridgeSettings) -> None:
         self.s = s
         self.nc: Any = None
         self.js: Any = None
-        self._pending: list[asyncio.Future[Any]] = []
+        self._inbox = ""
+        self._seq = 0
+        self._batch: _Batch | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -85,50 +107,91 @@ class NatsWriter:
                         allow_reconnect=True,
                         max_reconnect_attempts=-1,  # once connected, ride out outages of any length
                         reconnect_time_wait=0.5,
+                        # A whole batch is queued before the one flush; 2 MiB (default) would force
+                        # mid-batch flushes. Our subjects are built from fixed parts: skip validation.
+                        pending_size=256 * 1024 * 1024,
+                        skip_subject_validation=True,
                     ),
                     timeout=10,
                 )
-                self.js = self.nc.jetstream(
-                    publish_async_max_pending=self.s.max_pending_acks, timeout=self.s.ack_timeout_s
-                )
+                self.js = self.nc.jetstream(timeout=self.s.ack_timeout_s)
+                self._inbox = self.nc.new_inbox()
+                await self.nc.subscribe(f"{self._inbox}.>", cb=self._on_ack, pending_msgs_limit=-1)
             await ensure_stream(self.js, self.s)
 
+    async def _on_ack(self, msg: Any) -> None:
+        b = self._batch
+        if b is None or msg.subject not in b.outstanding:
+            return  # a late ack of an attempt given up on: its retry is deduplicated by JetStream
+        b.outstanding.discard(msg.subject)
+        try:
+            ack = orjson.loads(msg.data) if msg.data else {"error": {"description": "no responders"}}
+        except orjson.JSONDecodeError:
+            ack = {"error": {"description": f"bad ack {msg.data[:100]!r}"}}
+        if "error" in ack:
+            b.error = str(ack["error"])
+            b.done.set()
+        elif ack.get("duplicate"):
+            b.dups += 1
+        if not b.outstanding:
+            b.done.set()
+
     async def write(self, items: list[Item]) -> int:
-        js, prefix, t = self.js, self.s.subject_prefix, self.s.ack_timeout_s
-        pending = self._pending = []
-        for it in items:
+        if not items:
+            return 0
+        nc, prefix = self.nc, self.s.subject_prefix
+        self._seq += 1
+        reply_prefix = f"{self._inbox}.{self._seq}."
+        b = self._batch = _Batch()
+        subject_for, payload, msg_id = shapes.subject_for, shapes.nats_payload, shapes.msg_id
+        outstanding = b.outstanding
+        # nats-py's publish() costs ~2 µs per message in header validation and command building; for all
+        # but the last message we queue the identical HPUB command ourselves (nats-py 2.16 ``_send_command``,
+        # pinned). The last one goes through publish(), which also kicks the flusher: one socket write.
+        send = getattr(nc, "_send_command", None)
+        last = len(items) - 1
+        for i, it in enumerate(items):
             rec = it.record
-            fut = await js.publish_async(
-                shapes.subject_for(rec, prefix),
-                shapes.nats_payload(rec),
-                wait_stall=t,
-                headers={MSG_ID: shapes.msg_id(rec)},
-            )
-            pending.append(fut)
-        acks = await asyncio.wait_for(asyncio.gather(*pending), timeout=t)
-        self._pending = []
-        dups = sum(1 for a in acks if a.duplicate)
-        if dups:
-            m.DUPLICATES.labels("nats").inc(dups)
-        return len(items) - dups
+            reply = reply_prefix + str(i)
+            outstanding.add(reply)
+            subject, body, mid = subject_for(rec, prefix), payload(rec), msg_id(rec)
+            if i < last and send is not None and _PLAIN_ID(mid):
+                hdr = b"NATS/1.0\r\nNats-Msg-Id: %b\r\n\r\n" % mid.encode()
+                await send(
+                    b"HPUB %b %b %d %d\r\n%b%b\r\n"
+                    % (subject.encode(), reply.encode(), len(hdr), len(hdr) + len(body), hdr, body)
+                )
+            else:
+                # Does not yield: the command is appended to the client's buffer, flushed once we wait.
+                await nc.publish(subject, body, reply=reply, headers={MSG_ID: mid})
+        try:
+            await asyncio.wait_for(b.done.wait(), timeout=self.s.ack_timeout_s)
+        finally:
+            self._batch = None
+        if b.error is not None:
+            raise PublishError(f"jetstream refused a message: {b.error}")
+        if b.dups:
+            m.DUPLICATES.labels("nats").inc(b.dups)
+        return len(items) - b.dups
 
     async def reset(self) -> None:
-        # Cancelling releases the client's pending-ack slots; a late ack for a stored message is ignored,
-        # the retry's duplicate is dropped by JetStream.
-        for fut in self._pending:
-            if not fut.done():
-                fut.cancel()
-        self._pending = []
+        # Acks still in flight for the abandoned attempt are ignored; its retry is deduplicated.
+        self._batch = None
 
     async def stop(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
 
 
+class PublishError(RuntimeError):
+    """JetStream answered a publish with an error (retried as a whole batch)."""
+
+
 def build(s: NatsBridgeSettings) -> faust.App:
+    """The faust app of the NATS bridge (agent, stream creation at start)."""
     app = make_app(s)
     writer = NatsWriter(s)
-    BridgeLoop(app, s, "nats", writer).register()
+    attach(app, BridgeLoop(s, "nats", writer))
 
     async def _init() -> None:
         # Create the stream at start, before the first record (retried by the agent if NATS is down).

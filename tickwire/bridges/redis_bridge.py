@@ -42,10 +42,15 @@ import redis.asyncio as aioredis
 from normalize.records import Bar, BookUpdate, Quote, Trade
 from tickwire.bridges import shapes
 from tickwire.bridges.config import RedisBridgeSettings
-from tickwire.bridges.runtime import BridgeLoop, Item
+from tickwire.bridges.runtime import BridgeLoop, Item, attach, make_app
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
+
+
+# PUBLISH each (channel, message) pair of ARGV, in order; inside the batch's MULTI/EXEC like any command.
+_PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+_PUBLISH_CHUNK = 2 * 4000  # pairs per script call: bounded argument lists (Lua's unpack/stack limits)
 
 
 class Keys:
@@ -169,13 +174,19 @@ class RedisWriter:
         book_rewrite: set[str] = set()
         book_changes: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
         offsets: dict[str, int] = {}
+        # PUBLISH arguments (channel, message, ...) in record order, sent as one script call: one command
+        # instead of one per trade (redis-py's per-command cost dominated the transaction).
+        publish: list[str | bytes] = []
+        trades_channel, trade_payloads = k.trades_channel, shapes.trade_payloads
         for it in fresh:
             rec = it.record
             sym = rec.symbol
             offsets[self._field(it.topic, it.partition)] = it.offset
             if isinstance(rec, Trade):
-                pipe.publish(k.trades_channel(sym), shapes.trade_message(rec, d))
-                trades[sym].append(shapes.trade_list_entry(rec, d))
+                message, entry = trade_payloads(rec, d)
+                publish.append(trades_channel(sym))
+                publish.append(message)
+                trades[sym].append(entry)
                 if self.tickers[sym].apply_trade(rec.price, rec.size, rec.ts_event):
                     dirty_tickers.add(sym)
             elif isinstance(rec, Quote):
@@ -184,7 +195,8 @@ class RedisWriter:
             elif isinstance(rec, Bar):
                 payload = shapes.bar_message(rec, d)
                 if rec.timeframe == "1m":
-                    pipe.publish(k.bars_channel(sym), payload)
+                    publish.append(k.bars_channel(sym))
+                    publish.append(payload)
                 key = k.bars(sym, rec.timeframe)
                 ts = shapes.iso_from_ns(rec.ts_event, d)
                 if self.bar_heads.get(key) == ts:
@@ -194,6 +206,8 @@ class RedisWriter:
                 bar_keys.add(key)
             else:
                 self._apply_book(rec, book_rewrite, book_changes, dirty_tickers)
+        for i in range(0, len(publish), _PUBLISH_CHUNK):
+            pipe.eval(_PUBLISH_MANY, 0, *publish[i : i + _PUBLISH_CHUNK])
         for sym, entries in trades.items():
             key = k.trades(sym)
             pipe.lpush(key, *entries)
@@ -295,12 +309,10 @@ def instance_id() -> str:
 
 def build(s: RedisBridgeSettings) -> faust.App:
     """The faust app of the Redis bridge (agent, monitor timer, control plane task)."""
-    from tickwire.bridges.runtime import make_app
-
     app = make_app(s)
     writer = RedisWriter(s)
-    loop = BridgeLoop(app, s, "redis", writer)
-    loop.register()
+    loop = BridgeLoop(s, "redis", writer)
+    attach(app, loop)
     instance = instance_id()
 
     async def _monitor() -> None:
@@ -328,8 +340,5 @@ def build(s: RedisBridgeSettings) -> faust.App:
     if s.control_plane:
         from tickwire.bridges.control_plane import ControlPlane
 
-        cp = ControlPlane(s)
-
-        app.task(cp.run)
-
+        app.task(ControlPlane(s).run)
     return app

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
 from normalize.exact import SCALE, format_units, parse_units
@@ -33,9 +34,22 @@ _BPS_Q = Decimal("0.0001")
 BAR_KEY_SUFFIX: dict[str, str] = {"1s": "1s", "5s": "5s", "1m": "1min", "1h": "1h", "1d": "1d"}
 
 
+_FMT: dict[int, str] = {}  # amount -> format_units text: prices and sizes repeat a lot
+
+
+def fmt(units: int) -> str:
+    """``format_units`` with a bounded cache."""
+    text = _FMT.get(units)
+    if text is None:
+        if len(_FMT) >= 65536:
+            _FMT.clear()
+        text = _FMT[units] = format_units(units)
+    return text
+
+
 def num(units: int) -> orjson.Fragment:
     """A JSON number token with the exact decimal text of an amount in 1e-9 units."""
-    return orjson.Fragment(format_units(units))
+    return orjson.Fragment(fmt(units))
 
 
 def _dec_num(d: Decimal) -> orjson.Fragment:
@@ -47,10 +61,17 @@ def _dec_num(d: Decimal) -> orjson.Fragment:
     return orjson.Fragment(text)
 
 
+_ISO_BASE: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS" (records cluster in time)
+
+
 def iso_from_ns(ns: int, digits: int = 3) -> str:
     """UTC ISO-8601 with a ``Z`` suffix and ``digits`` fractional digits (truncated)."""
     secs, rem = divmod(ns, 1_000_000_000)
-    base = (_EPOCH + dt.timedelta(seconds=secs)).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _ISO_BASE.get(secs)
+    if base is None:
+        if len(_ISO_BASE) >= 4096:
+            _ISO_BASE.clear()
+        base = _ISO_BASE[secs] = (_EPOCH + dt.timedelta(seconds=secs)).strftime("%Y-%m-%dT%H:%M:%S")
     if digits <= 0:
         return base + "Z"
     return f"{base}.{str(rem).rjust(9, '0')[:digits]}Z"
@@ -90,6 +111,22 @@ def trade_list_entry(t: Trade, digits: int = 3) -> bytes:
             "ts_event_ns": t.ts_event,
         }
     )
+
+
+def trade_payloads(t: Trade, digits: int = 3) -> tuple[bytes, bytes]:
+    """``(trade_message(t), trade_list_entry(t))`` with the shared fields formatted once."""
+    d: dict[str, Any] = {
+        "symbol": t.symbol,
+        "price": num(t.price),
+        "size": num(t.size),
+        "timestamp": iso_from_ns(t.ts_event, digits),
+        "tickType": "trade",
+    }
+    message = dumps(d)
+    d["venue"] = t.venue
+    d["side"] = t.side
+    d["ts_event_ns"] = t.ts_event
+    return message, dumps(d)
 
 
 def bar_message(b: Bar, digits: int = 3) -> bytes:
@@ -310,11 +347,41 @@ def event_source(record: Trade | Quote | Bar | BookUpdate) -> str:
     return "replay" if record.stream.startswith("replay") else record.source
 
 
+# Per bridged type: (schema name, required amount fields, optional amount fields) -- as in to_json_dict.
+_JSON_VIEW: dict[type[Any], tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    Trade: ("Trade", ("price", "size"), ("strike",)),
+    Quote: ("Quote", ("bid_price", "bid_size", "ask_price", "ask_size"), ()),
+    Bar: ("Bar", ("open", "high", "low", "close", "volume"), ("vwap",)),
+    BookUpdate: ("BookUpdate", (), ()),
+}
+
+
+def json_view(record: Trade | Quote | Bar | BookUpdate) -> dict[str, Any]:
+    """``normalize.avro.to_json_dict(record)`` for the four bridged types, with cached amount texts
+    (unit tests assert equality with to_json_dict)."""
+    name, req, opt = _JSON_VIEW[type(record)]
+    d = msgspec.structs.asdict(record)
+    for k in req:
+        d[k] = fmt(d[k])
+    for k in opt:
+        if d[k] is not None:
+            d[k] = fmt(d[k])
+    if name == "Trade":
+        if d["expiry"] is not None:
+            d["expiry"] = d["expiry"].isoformat()
+        d["conditions"] = list(d["conditions"])
+    elif name == "Quote":
+        d["conditions"] = list(d["conditions"])
+    elif name == "BookUpdate":
+        for side in ("bids", "asks"):
+            d[side] = [{"price": fmt(lv.price), "size": fmt(lv.size), "count": lv.count} for lv in d[side]]
+    d["schema"] = name
+    return d
+
+
 def nats_payload(record: Trade | Quote | Bar | BookUpdate) -> bytes:
     """The canonical JSON view (``normalize.avro.to_json_dict``: exact decimal strings, int ns) plus
     ``event_source``. Identical for live and replay apart from ``event_source``."""
-    from normalize.avro import to_json_dict
-
-    d = to_json_dict(record)
-    d["event_source"] = event_source(record)
+    d = json_view(record)
+    d["event_source"] = "replay" if record.stream.startswith("replay") else record.source
     return orjson.dumps(d)

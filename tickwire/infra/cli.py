@@ -1,4 +1,4 @@
-"""`tickwire infra up|down|status [--only kafka|redis|nats]`: the project's own local servers."""
+"""`tickwire infra up|down|status|env [--only kafka|redis|nats|registry]`: the project's own local servers."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def status(cfg: InfraConfig, only: list[str] | None = None) -> list[ServerStatus
 def _fmt(st: ServerStatus, extra: str = "") -> str:
     pid = str(st.pid) if st.pid else "-"
     version = st.version or "?"
-    return f"{st.name:<6} {st.state:<10} {st.address:<16} pid={pid:<8} version={version:<8} {extra}".rstrip()
+    return f"{st.name:<8} {st.state:<10} {st.address:<16} pid={pid:<8} version={version:<8} {extra}".rstrip()
 
 
 def _warn_version(cfg: InfraConfig, only: list[str] | None) -> None:
@@ -71,7 +71,10 @@ def _warn_version(cfg: InfraConfig, only: list[str] | None) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tickwire infra",
-        description="Start, stop or inspect the local Kafka (KRaft), Redis and NATS JetStream servers.",
+        description=(
+            "Start, stop or inspect the local Kafka (KRaft), Redis, NATS JetStream and Schema Registry "
+            "servers."
+        ),
         epilog="environment: " + "; ".join(f"{k}: {v}" for k, v in ENV_VARS.items()),
     )
     parser.add_argument("action", choices=["up", "down", "status", "env"])
@@ -80,6 +83,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     logs.setup()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry request otherwise
     try:
         cfg = load_config()
         if args.action == "up":
@@ -95,7 +99,7 @@ def main(argv: list[str]) -> int:
             return 0
         if args.action == "down":
             for name, stopped in down(cfg, args.only).items():
-                print(f"{name:<6} {'stopped' if stopped else 'was not running'}")
+                print(f"{name:<8} {'stopped' if stopped else 'was not running'}")
             return 0
         if args.action == "env":
             for k, v in env_exports(cfg).items():

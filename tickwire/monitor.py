@@ -158,6 +158,9 @@ class LatencySampler:
                         rec = codec.decode(m.value())
                     except Exception:
                         continue
+                    # Replayed records keep the vendor's historical receive time: not a latency.
+                    if str(getattr(rec, "stream", "")).startswith("replay"):
+                        continue
                     ts_recv = getattr(rec, "ts_recv", None)
                     _, ts_ms = m.timestamp()
                     if ts_recv and ts_ms > 0:

@@ -270,7 +270,7 @@ class View:
         )
         for e in self.events[-5:]:
             info.add_row("event", e)
-        return Group(comp, topics, info)
+        return Group(info, comp, topics)  # the summary first: it must fit on any terminal
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal went away
+        signal.signal(sig, _stop)
     sup.start_all(settle=0.3)
     view = View(sup, bootstrap)
     view.latency.start()
@@ -311,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from rich.live import Live
 
-            with Live(view.render(), refresh_per_second=1, screen=False) as live:  # type: ignore[arg-type]
+            # The alternate screen: the view is redrawn in place whatever the terminal's height.
+            with Live(view.render(), refresh_per_second=1, screen=True) as live:  # type: ignore[arg-type]
                 while not stop and (deadline is None or time.monotonic() < deadline):
                     view.events += sup.check()
                     view.refresh_kafka()

@@ -5,6 +5,8 @@ Vendor-neutral: a component is a name, an argv and an environment. `tickwire run
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import random
@@ -18,6 +20,15 @@ from pathlib import Path
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends SIGTERM if the supervisor dies (even SIGKILL),
+    so no component outlives it. Linux only; elsewhere the supervisor's own signal handling must do."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # our Ctrl-C does not reach children; we stop them in order
+            preexec_fn=_die_with_parent,
         )
         logf.close()
         st.started_at = time.monotonic()

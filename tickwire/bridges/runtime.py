@@ -265,7 +265,7 @@ class _Resume:
                     return stop.value
 
 
-def _fast_transport() -> type[Any]:
+def _fast_transport(fast: bool = True) -> type[Any]:
     """faust's aiokafka transport with a cheaper hand-over of fetched messages to the agents.
 
     faust's fetcher (``Consumer._drain_messages``) hands every message over with
@@ -279,7 +279,33 @@ def _fast_transport() -> type[Any]:
     from faust.transport.consumer import CONSUMER_FETCHING
     from faust.transport.drivers import aiokafka as fa
 
-    class FastConsumer(fa.Consumer):
+    class CommittedReadsThread(fa.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            # faust reads read_uncommitted unless the app itself is transactional; the canonical topics
+            # are written in transactions, and records of aborted ones must never reach Redis or NATS.
+            consumer._isolation_level = "read_committed"
+            return consumer
+
+    class BridgeConsumer(fa.Consumer):
+        def _new_consumer_thread(self) -> Any:
+            return CommittedReadsThread(self, loop=self.loop, beacon=self.beacon)
+
+        def _new_offset(self, tp: Any) -> int | None:
+            # The bridge acks each partition strictly in offset order (one agent; a batch is acked after
+            # its write), so every offset below the highest ack was acked or holds no data record
+            # (transaction markers, aborted records). faust's gap bookkeeping stalled commits on those
+            # holes (measured: 125k records bridged, committed lag down by 12k), so it is bypassed.
+            acked = self._acked[tp]
+            if not acked:
+                return None
+            top = max(acked) + 1
+            acked.clear()
+            self._acked_index[tp].clear()
+            self._gap[tp].clear()
+            return int(top)
+
+    class FastConsumer(BridgeConsumer):
         async def _drain_messages(self, fetcher: Any) -> None:
             callback, getmany = self.callback, self.getmany
             consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
@@ -330,14 +356,20 @@ def _fast_transport() -> type[Any]:
                 self.diag.unset_flag(CONSUMER_FETCHING)
 
     class FastTransport(fa.Transport):
-        Consumer = FastConsumer
+        Consumer = FastConsumer if fast else BridgeConsumer
 
     return FastTransport
 
 
 class _App(faust.App):
+    fast_fetch = True
+
     def _new_transport(self) -> Any:
-        return _fast_transport()(self.conf.broker_consumer, self)
+        return _fast_transport(self.fast_fetch)(self.conf.broker_consumer, self)
+
+
+class _SlowFetchApp(_App):
+    fast_fetch = False
 
 
 def make_app(settings: _BridgeSettings) -> faust.App:
@@ -345,7 +377,7 @@ def make_app(settings: _BridgeSettings) -> faust.App:
     s = settings
     datadir = s.data_dir or str(Path(tempfile.gettempdir()) / "tickwire-faust" / s.full_app_id)
     Path(datadir).parent.mkdir(parents=True, exist_ok=True)
-    cls = _App if s.fast_fetch else faust.App
+    cls = _App if s.fast_fetch else _SlowFetchApp
     return cls(
         s.full_app_id,
         broker=f"kafka://{s.kafka_bootstrap_servers}",

@@ -265,17 +265,16 @@ def build_app(s: NormalizerSettings, vendors: list[str], partitions: Mapping[str
             )
 
         async def commit(self, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
-            async with shared.commit_lock:
-                # Under the processing lock: hand every output and state change of the records processed
-                # so far to the producers and take their offsets. Then commit without holding it: the
-                # agents keep processing into ``pending`` (not handed over while ``committing``), which
-                # belongs to the next transactions. Commits cost several broker round trips per
-                # transactional id, so they run concurrently rather than one after the other.
-                async with shared.lock:
-                    await flush()
-                    await self.app.producer.buffer.flush()
-                    done = {tp: max(off, shared.processed.get(tp, -1) + 1) for tp, off in offsets.items()}
-                    shared.committing = True
+            async with shared.commit_lock, shared.lock:
+                # The whole commit holds the processing lock: outputs, state and offsets of exactly the
+                # records processed so far go into the transactions, and nothing is processed until
+                # they are committed. (Releasing the lock during the commit was faster but lost and
+                # duplicated records across kills, intermittently, in CI.) Commits of different
+                # transactional ids are independent, so they run concurrently.
+                await flush()
+                await self.app.producer.buffer.flush()
+                done = {tp: max(off, shared.processed.get(tp, -1) + 1) for tp, off in offsets.items()}
+                shared.committing = True
                 try:
                     by_tid: dict[str, dict[Any, int]] = {}
                     for tp, off in done.items():

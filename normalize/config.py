@@ -35,7 +35,7 @@ class NormalizerSettings(ProcessSettings):
     # Canonical records become visible to read_committed consumers when their transaction commits: the
     # commit interval is the floor of the normalizer's added latency (each commit costs ~1 ms per
     # partition with output, so 0.1 s keeps commits a small share of the time).
-    commit_interval_s: float = 0.1
+    commit_interval_s: float = 0.2
     # Producer record batch size (bytes); outputs are handed over as one batch per destination partition.
     producer_max_batch_size: int = 262_144
     producer_linger_ms: int = 0

@@ -272,7 +272,7 @@ def test_redis_outage_loses_nothing(kafka_bootstrap: str, tmp_path: Path, procs:
     time.sleep(8)  # stay down for a while: the bridge keeps retrying, it must not crash or skip
     assert bridge.alive()
     assert _metric(mport, "tickwire_bridge_retrying") == 1
-    assert _metric(mport, "tickwire_bridge_lag_seconds") > 5
+    wait_for(lambda: _metric(mport, "tickwire_bridge_lag_seconds") > 5, 30, what="lag reported while down")
 
     procs.append(server.__class__(server.argv, server.log).start())
     wait_for(

@@ -30,7 +30,7 @@ def rest(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": JSON})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         raise AssertionError(f"{method} {url} -> {e.code}: {e.read().decode(errors='replace')}") from None

@@ -39,7 +39,7 @@ ENV_VARS = {
     "TICKWIRE_REGISTRY_VERSION": f"Apicurio Registry version (default {REGISTRY_VERSION})",
     "TICKWIRE_REGISTRY_PORT": "schema registry HTTP port (default 18081)",
     "TICKWIRE_REGISTRY_MANAGEMENT_PORT": "schema registry health/metrics port (default 18091)",
-    "TICKWIRE_REGISTRY_HEAP": "schema registry JVM max heap (default 256m)",
+    "TICKWIRE_REGISTRY_HEAP": "schema registry JVM max heap (default 512m)",
     "TICKWIRE_INFRA_START_TIMEOUT": "seconds to wait for a server to become ready (default 120)",
 }
 
@@ -59,7 +59,7 @@ class InfraConfig:
     registry_version: str = REGISTRY_VERSION
     registry_port: int = 18081
     registry_management_port: int = 18091
-    registry_heap: str = "256m"
+    registry_heap: str = "512m"
     start_timeout: float = 120.0
 
     @property
@@ -151,7 +151,7 @@ def load_config(env: dict[str, str] | None = None, **overrides: object) -> Infra
         registry_version=e.get("TICKWIRE_REGISTRY_VERSION") or REGISTRY_VERSION,
         registry_port=_int(e, "TICKWIRE_REGISTRY_PORT", 18081),
         registry_management_port=_int(e, "TICKWIRE_REGISTRY_MANAGEMENT_PORT", 18091),
-        registry_heap=e.get("TICKWIRE_REGISTRY_HEAP") or "256m",
+        registry_heap=e.get("TICKWIRE_REGISTRY_HEAP") or "512m",
         start_timeout=float(e.get("TICKWIRE_INFRA_START_TIMEOUT") or 120.0),
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tickwire import logs
+from tickwire.infra.process import free_port
 from tickwire.monitor import LatencySampler, RateTracker, group_lag, maximum, scrape, topic_end_offsets, total
 from tickwire.supervisor import ComponentSpec, Supervisor
 
@@ -41,13 +41,6 @@ GROUPS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def parse_duration(text: str) -> float:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?", text.strip())
     if not m:
@@ -65,7 +58,7 @@ def build_specs(rate: float, with_dbn: bool) -> list[ComponentSpec]:
     tw = [sys.executable, "-m", "tickwire.cli"]
     specs: list[ComponentSpec] = []
     real_alpaca = bool(os.environ.get("ALPACA_API_KEY") and os.environ.get("ALPACA_SECRET_KEY"))
-    ports = {n: _free_port() for n in ("alpaca-stocks", "alpaca-crypto", "binance", "coinbase")}
+    ports = {n: free_port() for n in ("alpaca-stocks", "alpaca-crypto", "binance", "coinbase")}
     if not real_alpaca:
         specs += [
             ComponentSpec(
@@ -120,7 +113,7 @@ def build_specs(rate: float, with_dbn: bool) -> list[ComponentSpec]:
     ]
 
     def metrics() -> tuple[list[str], int]:
-        p = _free_port()
+        p = free_port()
         return ["--metrics-port", str(p)], p
 
     for feed, path in (("stocks", "/v2/iex"), ("crypto", "/v1beta3/crypto/us")):
@@ -167,11 +160,11 @@ def _prepare(skip_infra: bool) -> str:
     tw = [sys.executable, "-m", "tickwire.cli"]
     if not skip_infra:
         subprocess.run([*tw, "infra", "up"], check=True)
-        env = subprocess.run([*tw, "infra", "env"], check=True, capture_output=True, text=True).stdout
-        for line in env.splitlines():
-            k, _, v = line.removeprefix("export ").partition("=")
-            if k and v:
-                os.environ.setdefault(k.strip(), v.strip().strip("'\""))
+        from tickwire.infra.config import load_config
+        from tickwire.infra.servers import env_exports
+
+        for k, v in env_exports(load_config()).items():  # what `infra env` prints, without parsing it
+            os.environ.setdefault(k, v)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     subprocess.run([*tw, "topics", "apply", "--bootstrap", bootstrap], check=True)

@@ -145,12 +145,6 @@ def consume_all(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) 
 # ---- processes ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Proc:
     """A child process we started (bridge or private server); stopped by pid only."""
 

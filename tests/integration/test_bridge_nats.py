@@ -25,7 +25,6 @@ from tests.integration.test_bridge_helpers import (
     book,
     bridge_proc,
     create_topics,
-    free_port,
     private_nats,
     procs,
     produce,
@@ -33,6 +32,7 @@ from tests.integration.test_bridge_helpers import (
     trade,
 )
 from tickwire.bridges import shapes
+from tickwire.infra.process import free_port
 
 __all__ = ["procs"]
 

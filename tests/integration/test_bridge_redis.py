@@ -20,7 +20,6 @@ from tests.integration.test_bridge_helpers import (
     bridge_proc,
     consume_all,
     create_topics,
-    free_port,
     private_redis,
     procs,
     produce,
@@ -28,6 +27,7 @@ from tests.integration.test_bridge_helpers import (
     trade,
 )
 from tickwire.bridges import shapes
+from tickwire.infra.process import free_port
 
 __all__ = ["procs"]
 

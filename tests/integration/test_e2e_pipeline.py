@@ -28,6 +28,7 @@ from normalize.routing import topic_for
 from tests.helpers import unique_name, wait_for
 from tests.integration.test_bridge_helpers import TICKWIRE, Proc, bridge_proc, procs  # noqa: F401
 from tickwire.envelope import Envelope
+from tickwire.monitor import group_lag
 from tickwire.simulators.alpaca import AlpacaSimulator
 
 pytestmark = pytest.mark.integration
@@ -258,7 +259,10 @@ def test_simulator_to_redis_and_nats_exactly_once(
         # holes that transaction markers leave in the offsets must not stall commits.
         for group in ("tickwire-bridge-redis", "tickwire-bridge-nats"):
             wait_for(
-                lambda g=prefix + group: committed_lag(kafka_bootstrap, g, canonical) <= 3 * len(canonical),
+                lambda g=prefix + group: (
+                    (lag := group_lag(kafka_bootstrap, g, canonical)) is not None
+                    and lag <= 3 * len(canonical)
+                ),
                 60,
                 what=f"{group} commits reach the end",
             )
@@ -281,23 +285,6 @@ def test_simulator_to_redis_and_nats_exactly_once(
             p.stop()
         sim.stop()
         asyncio.run(_delete_stream(nats_url, stream_name))
-
-
-def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """End offset minus committed offset, summed; a transaction's trailing marker counts 1 per partition."""
-    from confluent_kafka import TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed"})
-    try:
-        md = c.list_topics(timeout=5)
-        tps = [TopicPartition(t, p) for t in topics for p in md.topics[t].partitions]
-        lag = 0
-        for tp in c.committed(tps, timeout=5):
-            lo, hi = c.get_watermark_offsets(tp, timeout=5, cached=False)
-            lag += hi - (tp.offset if tp.offset >= 0 else lo)
-        return lag
-    finally:
-        c.close()
 
 
 def _topic_exists(bootstrap: str, topic: str) -> bool:

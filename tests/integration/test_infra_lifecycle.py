@@ -14,26 +14,19 @@ import pytest
 
 from tests.helpers import wait_for
 from tickwire.infra.config import InfraConfig, load_config
-from tickwire.infra.process import InfraError, pid_alive
+from tickwire.infra.process import InfraError, free_port, pid_alive
 from tickwire.infra.servers import Kafka, Redis
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> InfraConfig:
     return load_config(
         {"TICKWIRE_LOCAL_DIR": str(tmp_path / "local")},
-        redis_port=_free_port(),
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
+        redis_port=free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
     )
 
 

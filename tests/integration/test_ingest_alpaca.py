@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from ingest.subscriptions import main as subscriptions_main
 from ingest.vendors.alpaca import AlpacaAdapter
 from normalize.avro import Codec
 from tickwire.envelope import Envelope
+from tickwire.infra.process import free_port
 from tickwire.simulators.alpaca import AlpacaSimulator
 
 pytestmark = pytest.mark.integration
@@ -307,18 +307,12 @@ def test_live_subscription_add_remove_and_restart(bootstrap: str, prefix: str) -
     assert [q for q in _frames_with(mine, b'"S":"AAPL"') if q > acks[-1]]  # AAPL kept flowing
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.timeout(420)
 def test_broker_outage_loses_nothing(prefix: str, manual_sim: AlpacaSimulator) -> None:
     from tickwire.infra.config import load_config
     from tickwire.infra.servers import Kafka
 
-    cfg = load_config(kafka_port=_free_port(), kafka_controller_port=_free_port())
+    cfg = load_config(kafka_port=free_port(), kafka_controller_port=free_port())
     kafka = Kafka(cfg)
     kafka.up()
     sim = manual_sim

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -15,17 +14,10 @@ import pytest
 from normalize.avro import LOCAL_IDS, NAMESPACE
 from tests.helpers import wait_for
 from tickwire.infra.config import load_config
-from tickwire.infra.process import pid_alive
+from tickwire.infra.process import free_port, pid_alive
 from tickwire.infra.servers import Registry, RegistryUnavailable, env_exports, registry_java, servers
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_default_set_and_env(tmp_path: Path) -> None:
@@ -41,8 +33,8 @@ def test_default_set_and_env(tmp_path: Path) -> None:
 def test_lifecycle(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cfg = load_config(
         {"TICKWIRE_LOCAL_DIR": str(tmp_path / "local")},
-        registry_port=_free_port(),
-        registry_management_port=_free_port(),
+        registry_port=free_port(),
+        registry_management_port=free_port(),
     )
     try:
         registry_java(cfg)

@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from tickwire.bench.common import Ctx, Outcome, bridge_out
-from tickwire.bench.env import Proc, Profile, create_topics, free_port, tickwire_argv
+from tickwire.bench.env import Proc, Profile, create_topics, tickwire_argv
 from tickwire.bench.stats import drain_window, summarize
+from tickwire.infra.process import free_port
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from tickwire.bench.common import Ctx, Outcome, Skip
-from tickwire.bench.env import Proc, create_topics, free_port, tickwire_argv, wait_until
+from tickwire.bench.env import Proc, create_topics, tickwire_argv, wait_until
 from tickwire.bench.s_normalize import start_normalizer
 from tickwire.bench.stats import lag_grows, summarize
+from tickwire.infra.process import free_port
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)

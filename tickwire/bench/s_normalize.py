@@ -14,9 +14,10 @@ from typing import Any
 
 from tickwire.bench import data
 from tickwire.bench.common import Ctx, NormCounters, Outcome, read_normalizer
-from tickwire.bench.env import Proc, Profile, create_topics, free_port, tickwire_argv, wait_until
+from tickwire.bench.env import Proc, Profile, create_topics, tickwire_argv, wait_until
 from tickwire.bench.s_ingest import preload, replay_dbn
 from tickwire.bench.stats import drain_window, rate
+from tickwire.infra.process import free_port
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)

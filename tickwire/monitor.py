@@ -136,7 +136,7 @@ class LatencySampler:
     def _run(self) -> None:
         from confluent_kafka import Consumer
 
-        from normalize.avro import Codec
+        from tickwire.contract.codec import Codec
 
         codec = Codec(os.environ.get("SCHEMA_REGISTRY_URL") or None)
         c = Consumer(

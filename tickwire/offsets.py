@@ -8,7 +8,7 @@ log end). ``--shift-by N`` moves from the committed offset (earliest when none) 
 [earliest, latest].
 
 Resetting a tickwire normalizer's group re-normalizes that range: the normalizer notices the rewind and
-drops the affected partitions' dedupe and bar state (see normalize/pipeline.py).
+drops the affected partitions' dedupe and bar state (see tickwire/normalize/pipeline.py).
 """
 
 from __future__ import annotations

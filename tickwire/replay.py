@@ -1,20 +1,26 @@
-"""`tickwire replay`: `replay dbn ...` publishes DBN files to databento.raw; `replay offsets ...` resets
-consumer-group offsets. Each target is imported only when chosen."""
+"""`tickwire replay`: `replay offsets ...` resets consumer-group offsets; a vendor target (e.g. `replay dbn`)
+publishes that vendor's files to its raw topic. Each target is imported only when chosen."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-TARGETS: dict[str, tuple[str, str]] = {
-    "dbn": ("ingest.replay_dbn", "publish .dbn/.dbn.zst files to databento.raw, merged by ts_recv, paced"),
-    "offsets": ("tickwire.offsets", "reset a consumer group's offsets (re-process a time range)"),
-}
+from tickwire import vendors
+
+
+def _targets() -> dict[str, tuple[str, str]]:
+    """``offsets`` plus each vendor's file replay (its registry row's ``replay``)."""
+    out = {"offsets": ("tickwire.offsets", "reset a consumer group's offsets (re-process a time range)")}
+    for spec in vendors.with_("replay"):
+        target, module = spec.replay or ("", "")
+        out[target] = (module, f"publish {spec.name} files to {spec.raw_topic}, merged and paced")
+    return out
 
 
 def _usage() -> str:
-    lines = ["usage: tickwire replay {dbn,offsets} [ARGS...]", "", "targets:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in TARGETS.items()]
+    lines = [f"usage: tickwire replay {{{','.join(sorted(_targets()))}}} [ARGS...]", "", "targets:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in _targets().items()]
     lines += ["", "Run `tickwire replay TARGET --help` for a target's options."]
     return "\n".join(lines)
 
@@ -24,9 +30,9 @@ def main(argv: list[str]) -> int:
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
-    if name not in TARGETS:
+    if name not in _targets():
         print(f"tickwire replay: unknown target {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(TARGETS[name][0])
+    module = importlib.import_module(_targets()[name][0])
     rc: int = module.main(rest)
     return rc

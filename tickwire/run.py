@@ -9,7 +9,6 @@ simulator.
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
 import os
 import re
@@ -20,20 +19,22 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tickwire import logs
+from tickwire import logs, vendors
+from tickwire.contract.vendor import RunContext
 from tickwire.infra.process import free_port
 from tickwire.monitor import LatencySampler, RateTracker, group_lag, maximum, scrape, topic_end_offsets, total
+from tickwire.resources import REPO_ROOT
 from tickwire.supervisor import ComponentSpec, Supervisor
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 CANONICAL = [
     f"{a}_{k}"
     for a in ("stock", "crypto", "future", "option", "fx")
     for k in ("trades_realtime", "quotes_realtime", "bars_staging", "book_realtime")
 ]
-RAW = ["alpaca.raw", "binance.raw", "coinbase.raw", "databento.raw"]
+RAW = [s.raw_topic for s in vendors.specs().values()]
 GROUPS = {
     "normalizer": ("tickwire-normalizer", RAW),
     "bridge-redis": ("tickwire-bridge-redis", CANONICAL),
@@ -48,111 +49,23 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
-def _dbn_files() -> list[str]:
-    shared = sorted(glob.glob(str(REPO.parent / "shared" / "data" / "dbn" / "*.dbn*")))
-    # The recorded DBN samples; on a machine without them, a small generated file keeps the vendor alive.
-    return [f for f in shared if "trades" in f or "mbp-10" in f or "ohlcv-1m" in f]
-
-
 def build_specs(rate: float, with_dbn: bool) -> list[ComponentSpec]:
+    """Every vendor's components (its registry row), then the normalizer and the bridges."""
     tw = [sys.executable, "-m", "tickwire.cli"]
+    ctx = RunContext(rate=rate, free_port=free_port, with_replay=with_dbn)
     specs: list[ComponentSpec] = []
-    real_alpaca = bool(os.environ.get("ALPACA_API_KEY") and os.environ.get("ALPACA_SECRET_KEY"))
-    ports = {n: free_port() for n in ("alpaca-stocks", "alpaca-crypto", "binance", "coinbase")}
-    if not real_alpaca:
-        specs += [
-            ComponentSpec(
-                "sim-alpaca-stocks",
-                [
-                    *tw,
-                    "simulate",
-                    "alpaca",
-                    "--port",
-                    str(ports["alpaca-stocks"]),
-                    "--rate",
-                    str(rate),
-                    "--symbols",
-                    "AAPL",
-                    "SPY",
-                    "QQQ",
-                    "--bar-interval",
-                    "5",
-                ],
-                "simulator",
-            ),
-            ComponentSpec(
-                "sim-alpaca-crypto",
-                [
-                    *tw,
-                    "simulate",
-                    "alpaca",
-                    "--port",
-                    str(ports["alpaca-crypto"]),
-                    "--rate",
-                    str(rate),
-                    "--symbols",
-                    "BTC/USD",
-                    "ETH/USD",
-                    "--bar-interval",
-                    "5",
-                ],
-                "simulator",
-            ),
-        ]
-    specs += [
-        ComponentSpec(
-            "sim-binance",
-            [*tw, "simulate", "binance", "--port", str(ports["binance"]), "--rate", str(rate)],
-            "simulator",
-        ),
-        ComponentSpec(
-            "sim-coinbase",
-            [*tw, "simulate", "coinbase", "--port", str(ports["coinbase"]), "--rate", str(rate)],
-            "simulator",
-        ),
-    ]
-
-    def metrics() -> tuple[list[str], int]:
-        p = free_port()
-        return ["--metrics-port", str(p)], p
-
-    for feed, path in (("stocks", "/v2/iex"), ("crypto", "/v1beta3/crypto/us")):
-        m, mp = metrics()
-        url = [] if real_alpaca else ["--url", f"ws://127.0.0.1:{ports['alpaca-' + feed]}{path}"]
-        specs.append(
-            ComponentSpec(
-                f"ingest-alpaca-{feed}",
-                [*tw, "ingest", "alpaca", "--feed", feed, *url, *m],
-                "producer",
-                metrics_port=mp,
-            )
-        )
-    for vendor, path in (("binance", "/stream"), ("coinbase", "")):
-        m, mp = metrics()
-        base = f"127.0.0.1:{ports[vendor]}"
-        specs.append(
-            ComponentSpec(
-                f"ingest-{vendor}",
-                [*tw, "ingest", vendor, "--url", f"ws://{base}{path}", "--rest-url", f"http://{base}", *m],
-                "producer",
-                metrics_port=mp,
-            )
-        )
-    files = _dbn_files() if with_dbn else []
-    if files:
-        specs.append(
-            ComponentSpec(
-                "replay-databento",
-                [*tw, "replay", "dbn", *files, "--speed", "0", "--no-progress"],
-                "producer",
-                one_shot=True,
-            )
-        )
-    m, mp = metrics()
-    specs.append(ComponentSpec("normalizer", [*tw, "normalize", *m], "normalizer", metrics_port=mp))
-    for b in ("redis", "nats"):
-        m, mp = metrics()
-        specs.append(ComponentSpec(f"bridge-{b}", [*tw, "bridge", b, *m], "bridge", metrics_port=mp))
+    for vendor in vendors.with_("run"):
+        for c in vendors.load(vendor.run or "")(ctx):
+            port = free_port() if c.wants_metrics_port else None
+            argv = [*tw, *c.argv, *(["--metrics-port", str(port)] if port else [])]
+            specs.append(ComponentSpec(c.name, argv, c.role, metrics_port=port, one_shot=c.one_shot))
+    for name, argv, role in (
+        ("normalizer", ["normalize"], "normalizer"),
+        ("bridge-redis", ["bridge", "redis"], "bridge"),
+        ("bridge-nats", ["bridge", "nats"], "bridge"),
+    ):
+        port = free_port()
+        specs.append(ComponentSpec(name, [*tw, *argv, "--metrics-port", str(port)], role, metrics_port=port))
     return specs
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import IO, Any
 
-from normalize.avro import Codec, CodecError, to_json_dict
+from tickwire.contract.codec import Codec, CodecError, to_json_dict
 
 
 def _consumer(bootstrap: str) -> Any:

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FILE = REPO_ROOT / "topics.yaml"
+from tickwire.resources import topics_file
+
+DEFAULT_FILE = topics_file()
 
 TOPIC_KEYS = {
     "name",
@@ -427,7 +428,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        specs = [s.with_prefix(args.prefix) for s in load_topics(args.file, base=REPO_ROOT)]
+        specs = [s.with_prefix(args.prefix) for s in load_topics(args.file)]
     except TopicsFileError as e:
         print(f"tickwire topics: {e}", file=sys.stderr)
         return 2

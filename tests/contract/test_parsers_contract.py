@@ -1,6 +1,6 @@
 """Contract test over every registered parser, on recorded / fixture inputs.
 
-For each vendor in ``normalize.registry.vendors()`` the table ``INPUTS`` names its inputs. Every record
+For each vendor in ``tickwire.vendors.names()`` the table ``INPUTS`` names its inputs. Every record
 must: encode with the Avro codec and decode back equal; validate against its schema; carry amounts that
 equal a decimal text (or wire number) of the raw payload exactly; carry ns timestamps (2000..2100) equal
 to a vendor time in the payload (or the receive time for vendors without event time) and ts_recv equal
@@ -22,13 +22,14 @@ import fastavro
 import msgpack
 import pytest
 
-from normalize.avro import Codec, avro_datum, load_schema, plain_schema, schema_name
-from normalize.exact import AmountError, float_to_units, parse_units
-from normalize.parse_cli import dbn_items, recorded_items
-from normalize.records import Bar, BookUpdate, Instrument, Quote, Trade
-from normalize.registry import get_parser, vendors
-from normalize.symbols import SYMBOL_PATTERNS, rfc3339_to_ns
-from tickwire.envelope import Envelope
+from tickwire.contract.codec import Codec, avro_datum, load_schema, plain_schema, schema_name
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.exact import AmountError, float_to_units, parse_units
+from tickwire.contract.records import Bar, BookUpdate, Instrument, Quote, Trade
+from tickwire.contract.symbols import SYMBOL_PATTERNS, rfc3339_to_ns
+from tickwire.normalize.parse_cli import dbn_items, recorded_items
+from tickwire.vendors import get_parser
+from tickwire.vendors import names as vendors
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures"
@@ -291,8 +292,8 @@ def _check(vendor: str, rec: Any, facts: RawFacts, env: Envelope, codec: Codec) 
 
 @pytest.mark.parametrize("vendor", vendors())
 def test_parser_contract(vendor: str) -> None:
-    if importlib.util.find_spec(f"normalize.parsers.{vendor}") is None:
-        pytest.skip(f"parser module normalize/parsers/{vendor}.py does not exist yet")
+    if importlib.util.find_spec(f"tickwire.vendors.{vendor}.parser") is None:
+        pytest.skip(f"parser module tickwire/vendors/{vendor}/parser.py does not exist yet")
     assert vendor in INPUTS, f"add contract inputs for vendor {vendor!r} to INPUTS"
     inputs = [i for i in INPUTS[vendor] if all(p.exists() for p in i[1])]
     if not inputs:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest.control import ControlReader
 from tests.helpers import unique_name, wait_for
 from tests.integration.test_bridge_helpers import Proc, bridge_proc, create_topics, procs
+from tickwire.contract.control import ControlReader
 
 __all__ = ["procs"]
 

@@ -17,11 +17,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from normalize.avro import Codec
-from normalize.exact import parse_units as u
-from normalize.records import Bar, BookUpdate, Level, Quote, Trade
-from normalize.routing import key_for, topic_for
 from tests.helpers import wait_for
+from tickwire.contract.codec import Codec
+from tickwire.contract.exact import parse_units as u
+from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
+from tickwire.contract.routing import key_for, topic_for
 
 T0 = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
 SESSION = 1_700_000_000_000_000_000

@@ -14,8 +14,6 @@ import nats
 import pytest
 from nats.js.api import StorageType
 
-from normalize.exact import parse_units as u
-from normalize.records import BookUpdate, Level
 from tests.helpers import unique_name, wait_for
 from tests.integration.test_bridge_helpers import (
     SESSION,
@@ -32,6 +30,8 @@ from tests.integration.test_bridge_helpers import (
     trade,
 )
 from tickwire.bridges import shapes
+from tickwire.contract.exact import parse_units as u
+from tickwire.contract.records import BookUpdate, Level
 from tickwire.infra.process import free_port
 
 __all__ = ["procs"]

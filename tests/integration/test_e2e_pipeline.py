@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
-from normalize.avro import Codec, schema_name, to_json_dict
-from normalize.registry import get_parser
-from normalize.routing import topic_for
 from tests.helpers import unique_name, wait_for
 from tests.integration.test_bridge_helpers import TICKWIRE, Proc, bridge_proc, procs  # noqa: F401
-from tickwire.envelope import Envelope
+from tickwire.contract.codec import Codec, schema_name, to_json_dict
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.routing import topic_for
 from tickwire.monitor import group_lag
-from tickwire.simulators.alpaca import AlpacaSimulator
+from tickwire.vendors import get_parser
+from tickwire.vendors.alpaca.simulator import AlpacaSimulator
 
 pytestmark = pytest.mark.integration
 

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message
 
-from ingest import cli, health
-from ingest.config import AlpacaSettings
-from ingest.runner import Runner
-from ingest.subscriptions import main as subscriptions_main
-from ingest.vendors.alpaca import AlpacaAdapter
-from normalize.avro import Codec
-from tickwire.envelope import Envelope
+from tickwire.contract.codec import Codec
+from tickwire.contract.envelope import Envelope
 from tickwire.infra.process import free_port
-from tickwire.simulators.alpaca import AlpacaSimulator
+from tickwire.ingest import cli, health
+from tickwire.ingest.runner import Runner
+from tickwire.ingest.subscriptions import main as subscriptions_main
+from tickwire.vendors.alpaca.adapter import AlpacaAdapter
+from tickwire.vendors.alpaca.settings import AlpacaSettings
+from tickwire.vendors.alpaca.simulator import AlpacaSimulator
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -11,18 +11,21 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message
 
-from ingest import cli
-from ingest.config import BinanceSettings, CoinbaseSettings, IngestSettings
-from ingest.runner import Runner, Subs, VendorAdapter
-from ingest.subscriptions import main as subscriptions_main
-from ingest.vendors.binance import BinanceAdapter
-from ingest.vendors.binance import default_subs as binance_subs
-from ingest.vendors.coinbase import CoinbaseAdapter
-from ingest.vendors.coinbase import default_subs as coinbase_subs
-from tickwire.envelope import Envelope
+from tickwire.contract.adapter import Subs, VendorAdapter
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.settings import IngestSettings
+from tickwire.ingest import cli
+from tickwire.ingest.runner import Runner
+from tickwire.ingest.subscriptions import main as subscriptions_main
 from tickwire.simulators.base import SimServer
-from tickwire.simulators.binance import BinanceSimulator
-from tickwire.simulators.coinbase import CoinbaseSimulator
+from tickwire.vendors.binance.adapter import BinanceAdapter
+from tickwire.vendors.binance.adapter import default_subs as binance_subs
+from tickwire.vendors.binance.settings import BinanceSettings
+from tickwire.vendors.binance.simulator import BinanceSimulator
+from tickwire.vendors.coinbase.adapter import CoinbaseAdapter
+from tickwire.vendors.coinbase.adapter import default_subs as coinbase_subs
+from tickwire.vendors.coinbase.settings import CoinbaseSettings
+from tickwire.vendors.coinbase.simulator import CoinbaseSimulator
 
 pytestmark = pytest.mark.integration
 

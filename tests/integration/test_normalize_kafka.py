@@ -27,12 +27,13 @@ from typing import Any
 
 import pytest
 
-from normalize import registry, routing
-from normalize.app import changelog_topic
-from normalize.avro import Codec
-from normalize.pipeline import Pipeline, RawMessage
 from tests.helpers import unique_name, wait_for
-from tickwire.envelope import H_ERROR_CLASS, H_SRC_OFFSET, Envelope
+from tickwire import vendors as registry
+from tickwire.contract import routing
+from tickwire.contract.codec import Codec
+from tickwire.contract.envelope import H_ERROR_CLASS, H_SRC_OFFSET, Envelope
+from tickwire.normalize.app import changelog_topic
+from tickwire.normalize.pipeline import Pipeline, RawMessage
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from normalize.avro import NAMESPACE, Codec, avro_datum, load_schema, plain_schema, schema_name
 from tests.unit.test_avro import samples
+from tickwire.contract.codec import NAMESPACE, Codec, avro_datum, load_schema, plain_schema, schema_name
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from normalize.avro import LOCAL_IDS, NAMESPACE
 from tests.helpers import wait_for
+from tickwire.contract.codec import LOCAL_IDS, NAMESPACE
 from tickwire.infra.config import load_config
 from tickwire.infra.process import free_port, pid_alive
 from tickwire.infra.servers import Registry, RegistryUnavailable, env_exports, registry_java, servers

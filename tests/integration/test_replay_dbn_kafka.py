@@ -14,10 +14,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ingest.replay_dbn import session_id
 from tests.fixtures import dbn_gen
 from tests.helpers import unique_name, wait_for
-from tickwire.envelope import Envelope
+from tickwire.contract.envelope import Envelope
+from tickwire.vendors.databento.replay import session_id
 
 pytestmark = pytest.mark.integration
 

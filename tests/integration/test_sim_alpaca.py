@@ -15,7 +15,7 @@ import msgpack
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tickwire.simulators.alpaca import AlpacaSimulator
+from tickwire.vendors.alpaca.simulator import AlpacaSimulator
 
 pytestmark = pytest.mark.integration
 

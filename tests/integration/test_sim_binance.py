@@ -12,8 +12,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tickwire.simulators.binance import BinanceSimulator
 from tickwire.simulators.market import Recording, load_recording
+from tickwire.vendors.binance.simulator import BinanceSimulator
 
 pytestmark = pytest.mark.integration
 REC = "/work/shared/data/recorded/"

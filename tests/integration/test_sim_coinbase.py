@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tickwire.simulators.coinbase import CoinbaseSimulator
 from tickwire.simulators.market import Recording, load_recording
+from tickwire.vendors.coinbase.simulator import CoinbaseSimulator
 
 pytestmark = pytest.mark.integration
 REC = "/work/shared/data/recorded/"

@@ -11,7 +11,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from normalize.avro import (
+from tickwire.contract.codec import (
     LOCAL_IDS,
     Codec,
     CodecError,
@@ -22,9 +22,9 @@ from normalize.avro import (
     schema_name,
     to_json_dict,
 )
-from normalize.exact import MAX_ABS
-from normalize.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
-from normalize.routing import key_for, topic_for
+from tickwire.contract.exact import MAX_ABS
+from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
+from tickwire.contract.routing import key_for, topic_for
 
 BASE: dict[str, Any] = dict(
     symbol="BTC/USD",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from normalize.bars import MINUTE_NS, BarAggregator, PartitionBars, vwap, window_start
-from normalize.exact import parse_units
-from normalize.records import Bar, Trade
+from tickwire.contract.exact import parse_units
+from tickwire.contract.records import Bar, Trade
+from tickwire.normalize.bars import MINUTE_NS, BarAggregator, PartitionBars, vwap, window_start
 
 T0 = 1_700_000_040_000_000_000  # a minute boundary (divisible by 60 s)
 S = 1_000_000_000

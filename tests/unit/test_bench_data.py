@@ -7,7 +7,7 @@ from collections import Counter
 import databento_dbn as dbn
 
 from tickwire.bench import data
-from tickwire.envelope import Envelope
+from tickwire.contract.envelope import Envelope
 
 
 def test_sequencer_gap_free_per_stream() -> None:

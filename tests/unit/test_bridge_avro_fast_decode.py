@@ -1,4 +1,4 @@
-"""normalize.avro_fast_decode returns exactly what Codec.decode returns, for every record type, and defers
+"""tickwire.contract.fast_decode returns exactly what Codec.decode returns, for every record type, and defers
 to it (same error) for anything corrupt."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from normalize.avro import LOCAL_IDS, Codec, CodecError, Subscription, schema_name
-from normalize.avro_fast_decode import FastDecoder, compile_decoder
-from normalize.exact import MAX_ABS
-from normalize.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
+from tickwire.contract.codec import LOCAL_IDS, Codec, CodecError, Subscription, schema_name
+from tickwire.contract.exact import MAX_ABS
+from tickwire.contract.fast_decode import FastDecoder, compile_decoder
+from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
 
 BASE: dict[str, Any] = dict(
     asset_class="equity", source="alpaca", stream="stocks.iex", session=1_732_000_000_123_456_789, seq=7

@@ -6,11 +6,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from normalize.avro import Codec
-from normalize.exact import parse_units as u
-from normalize.records import Trade
 from tickwire.bridges.config import RedisBridgeSettings
 from tickwire.bridges.runtime import BridgeLoop, Item, backoff, dlq_headers
+from tickwire.contract.codec import Codec
+from tickwire.contract.exact import parse_units as u
+from tickwire.contract.records import Trade
 
 
 class FlakyWriter:

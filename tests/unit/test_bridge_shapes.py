@@ -10,9 +10,9 @@ import msgspec
 import orjson
 import pytest
 
-from normalize.exact import parse_units as u
-from normalize.records import Bar, BookUpdate, Level, Quote, Trade
 from tickwire.bridges import shapes
+from tickwire.contract.exact import parse_units as u
+from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
 
 NS = 1_704_205_800_123_456_789  # 2024-01-02T14:30:00.123456789Z
 
@@ -221,8 +221,8 @@ def test_nats_payload_is_canonical_json_plus_event_source() -> None:
 
 
 def test_nats_payload_equals_to_json_dict_plus_event_source_for_every_bridged_type() -> None:
-    from normalize.avro import to_json_dict
     from tests.unit.test_bridge_avro_fast_decode import records
+    from tickwire.contract.codec import to_json_dict
 
     bridged = [r for r in records() if isinstance(r, Trade | Quote | Bar | BookUpdate)]
     assert {type(r) for r in bridged} == {Trade, Quote, Bar, BookUpdate}

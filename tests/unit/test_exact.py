@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from normalize.exact import (
+from tickwire.contract.exact import (
     MAX_ABS,
     AmountError,
     decimal_to_units,

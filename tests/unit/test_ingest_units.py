@@ -10,20 +10,22 @@ import msgpack
 import orjson
 import pytest
 
-from ingest.config import AlpacaSettings, BinanceSettings, is_local_url
-from ingest.runner import (
+from tickwire.contract.adapter import (
     AuthError,
     RetryableVendorError,
-    Runner,
     SymbolLimitError,
     VendorWarning,
     diff_subs,
 )
-from ingest.vendors.alpaca import AlpacaAdapter
-from ingest.vendors.binance import BinanceAdapter
-from ingest.vendors.coinbase import CoinbaseAdapter
-from tickwire.envelope import H_ERROR_CLASS, Envelope
+from tickwire.contract.envelope import H_ERROR_CLASS, Envelope
+from tickwire.contract.settings import is_local_url
+from tickwire.ingest.runner import Runner
 from tickwire.settings import UnknownSettingError
+from tickwire.vendors.alpaca.adapter import AlpacaAdapter
+from tickwire.vendors.alpaca.settings import AlpacaSettings
+from tickwire.vendors.binance.adapter import BinanceAdapter
+from tickwire.vendors.binance.settings import BinanceSettings
+from tickwire.vendors.coinbase.adapter import CoinbaseAdapter
 
 
 def test_settings_defaults_env_and_unknown_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +120,7 @@ def test_binance_frames_and_rest_requests() -> None:
 
 
 def test_coinbase_frames() -> None:
-    from ingest.config import CoinbaseSettings
+    from tickwire.vendors.coinbase.settings import CoinbaseSettings
 
     c = CoinbaseAdapter(CoinbaseSettings.load())
     assert c.classify(b'{"type":"ticker","sequence":1,"product_id":"BTC-USD"}') == "BTC-USD"
@@ -149,7 +151,7 @@ class RecordingProducer:
 
 
 def test_oversize_frame_goes_to_dlq_with_reason_and_head() -> None:
-    from tickwire.simulators.alpaca import AlpacaSimulator
+    from tickwire.vendors.alpaca.simulator import AlpacaSimulator
 
     sim = AlpacaSimulator(mode="manual", symbols=["AAPL"])
     sim.start()

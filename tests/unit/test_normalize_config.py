@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from normalize.config import NormalizerSettings
+from tickwire.normalize.config import NormalizerSettings
 from tickwire.settings import UnknownSettingError
 
 

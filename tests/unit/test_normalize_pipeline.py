@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 
-from normalize import registry, routing
-from normalize.avro import Codec
-from normalize.exact import float_to_units, parse_units
-from normalize.parsers.base import ParseError, ParseOutput
-from normalize.pipeline import CROSSED, Pipeline, RawMessage, Result
-from normalize.records import Bar, Gap, Quote, Trade
-from tickwire.envelope import (
+from tickwire import vendors as registry
+from tickwire.contract import routing
+from tickwire.contract.codec import Codec
+from tickwire.contract.envelope import (
     H_ERROR_CLASS,
     H_ERROR_MESSAGE,
     H_SRC_OFFSET,
@@ -23,6 +20,10 @@ from tickwire.envelope import (
     H_SRC_TOPIC,
     Envelope,
 )
+from tickwire.contract.exact import float_to_units, parse_units
+from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import Bar, Gap, Quote, Trade
+from tickwire.normalize.pipeline import CROSSED, Pipeline, RawMessage, Result
 
 CODEC = Codec()
 T0 = 1_700_000_040_000_000_000

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from normalize.app import _TableStore
+from tickwire.normalize.app import _TableStore
 
 
 class _Mem:

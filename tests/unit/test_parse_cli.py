@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from normalize.parse_cli import build_argparser, rest_stream, run
+from tickwire.normalize.parse_cli import build_argparser, rest_stream, run
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "alpaca"
 DBN = Path("/work/shared/data/dbn/test_data.mbp-1.v3.dbn.zst")

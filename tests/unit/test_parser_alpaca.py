@@ -9,12 +9,12 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from normalize.parse_cli import recorded_items
-from normalize.parsers.alpaca import PARSER, AlpacaState
-from normalize.parsers.base import ParseError, ParseOutput
-from normalize.records import Bar, BookUpdate, Level, Quote, Trade
-from normalize.symbols import parse_option, rfc3339_to_ns
-from tickwire.envelope import Envelope
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
+from tickwire.contract.symbols import parse_option, rfc3339_to_ns
+from tickwire.normalize.parse_cli import recorded_items
+from tickwire.vendors.alpaca.parser import PARSER, AlpacaState
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "alpaca"
 TS_RECV = 1_708_963_200_011_480_000

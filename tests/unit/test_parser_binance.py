@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from normalize.parsers.base import ParseError, ParseOutput
-from normalize.parsers.binance import PARSER, BinanceState
-from normalize.records import Bar, BookUpdate, Level, Quote, Trade
-from tickwire.envelope import Envelope
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
+from tickwire.vendors.binance.parser import PARSER, BinanceState
 
 FIX = Path(__file__).parents[1] / "fixtures" / "binance"
 INFO = json.loads((FIX / "exchangeInfo.min.json").read_bytes())

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from normalize.parsers.base import ParseError, ParseOutput
-from normalize.parsers.coinbase import PARSER, CoinbaseState, iso_to_ns
-from normalize.records import BookUpdate, Level, Quote, Trade
-from tickwire.envelope import Envelope
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import BookUpdate, Level, Quote, Trade
+from tickwire.vendors.coinbase.parser import PARSER, CoinbaseState, iso_to_ns
 
 FIX = Path(__file__).parents[1] / "fixtures" / "coinbase"
 PRODUCTS = json.loads((FIX / "products.json").read_bytes())

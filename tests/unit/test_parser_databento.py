@@ -10,12 +10,12 @@ from typing import Any
 import databento_dbn as dbn
 import pytest
 
-from normalize.avro import Codec
-from normalize.parse_cli import dbn_items
-from normalize.parsers.base import ParseError
-from normalize.parsers.databento import PARSER, UNDEF_PRICE
-from normalize.records import Bar, BookUpdate, Instrument, Quote, Trade
-from tickwire.envelope import Envelope
+from tickwire.contract.codec import Codec
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.parser import ParseError
+from tickwire.contract.records import Bar, BookUpdate, Instrument, Quote, Trade
+from tickwire.normalize.parse_cli import dbn_items
+from tickwire.vendors.databento.parser import PARSER, UNDEF_PRICE
 
 DBN_DIR = Path("/work/shared/data/dbn")
 FILES = sorted(p for p in DBN_DIR.glob("*.dbn*")) if DBN_DIR.is_dir() else []

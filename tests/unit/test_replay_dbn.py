@@ -11,7 +11,8 @@ from typing import Any
 import databento_dbn as dbn
 import pytest
 
-from ingest.replay_dbn import (
+from tests.fixtures import dbn_gen
+from tickwire.vendors.databento.replay import (
     DbnFile,
     Replayer,
     due_ns,
@@ -20,7 +21,6 @@ from ingest.replay_dbn import (
     split_run,
     stream_name,
 )
-from tests.fixtures import dbn_gen
 
 # shared/ sits beside the repository checkout (/work/shared next to /work/main, and in CI).
 DBN_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "dbn"
@@ -198,7 +198,7 @@ def test_batching_boundaries_by_bytes(tmp_path: Path) -> None:
 
 def test_envelope_headers_seq_and_stream() -> None:
     sink = replay(PLAIN[:3], batch=1)
-    from tickwire.envelope import Envelope
+    from tickwire.contract.envelope import Envelope
 
     envs = [Envelope.from_headers(h) for *_, h in sink.sent]
     assert [e.seq for e in envs] == list(range(1, len(envs) + 1))
@@ -273,7 +273,7 @@ def test_dispatcher() -> None:
 
 
 def test_cli_rejects_non_dbn_file(tmp_path: Path) -> None:
-    from ingest.replay_dbn import main
+    from tickwire.vendors.databento.replay import main
 
     bad = tmp_path / "bad.dbn"
     bad.write_bytes(b"not dbn at all")

@@ -17,7 +17,7 @@ import fastavro
 import msgspec
 import pytest
 
-from normalize.avro import _TABLE, SCHEMA_DIR, load_schema
+from tickwire.contract.codec import _TABLE, SCHEMA_DIR, load_schema
 
 ROOT = SCHEMA_DIR.parent
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))

@@ -10,10 +10,10 @@ from decimal import Decimal
 import msgpack
 
 from tickwire.simulators import cli
-from tickwire.simulators.alpaca import encode
-from tickwire.simulators.binance_gen import SymbolBook
-from tickwire.simulators.coinbase import Product
 from tickwire.simulators.market import fmt_fixed, fmt_trim, iso_us, load_recording, paced, rfc3339_ns
+from tickwire.vendors.alpaca.simulator import encode
+from tickwire.vendors.binance.market import SymbolBook
+from tickwire.vendors.coinbase.simulator import Product
 
 REC = "/work/shared/data/recorded/"
 

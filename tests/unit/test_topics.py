@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tickwire.topics import REPO_ROOT, TopicsFileError, TopicSpec, load_topics, parse_retention
+from tickwire.resources import REPO_ROOT
+from tickwire.topics import TopicsFileError, TopicSpec, load_topics, parse_retention
 
 VENDORS = ["alpaca", "polygon", "binance", "coinbase", "fix", "alphavantage", "ibkr", "databento"]
 CANONICAL = [
@@ -54,7 +55,7 @@ def test_real_file_has_every_topic_of_the_contract() -> None:
 
 
 def test_real_topics_agree_with_routing() -> None:
-    routing = pytest.importorskip("normalize.routing")
+    routing = pytest.importorskip("tickwire.contract.routing")
     names = {s.name for s in load_topics()}
     for attr in ("GAPS_TOPIC", "HEALTH_TOPIC", "INSTRUMENTS_TOPIC", "SUBSCRIPTIONS_TOPIC"):
         assert getattr(routing, attr) in names

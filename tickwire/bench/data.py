@@ -18,9 +18,10 @@ from types import ModuleType
 from typing import Any
 
 from tickwire import __version__
-from tickwire.envelope import Envelope
+from tickwire.contract.envelope import Envelope
+from tickwire.resources import recorded_dir
 
-RECORDED = Path("/work/shared/data/recorded")
+RECORDED = recorded_dir()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -57,17 +58,17 @@ def coinbase_products() -> bytes | None:
 def _classifier(vendor: str) -> Any:
     """The real producer's key function (``VendorAdapter.classify``) for a vendor."""
     if vendor == "binance":
-        from ingest.config import BinanceSettings
-        from ingest.vendors.binance import BinanceAdapter
+        from tickwire.vendors.binance.adapter import BinanceAdapter
+        from tickwire.vendors.binance.settings import BinanceSettings
 
         return BinanceAdapter(BinanceSettings.load()).classify
     if vendor == "coinbase":
-        from ingest.config import CoinbaseSettings
-        from ingest.vendors.coinbase import CoinbaseAdapter
+        from tickwire.vendors.coinbase.adapter import CoinbaseAdapter
+        from tickwire.vendors.coinbase.settings import CoinbaseSettings
 
         return CoinbaseAdapter(CoinbaseSettings.load()).classify
-    from ingest.config import AlpacaSettings
-    from ingest.vendors.alpaca import AlpacaAdapter
+    from tickwire.vendors.alpaca.adapter import AlpacaAdapter
+    from tickwire.vendors.alpaca.settings import AlpacaSettings
 
     return AlpacaAdapter(AlpacaSettings.load(api_key="bench", secret_key="bench"), feed="stocks").classify
 
@@ -84,7 +85,7 @@ def recorded_events(vendor: str, stream: str) -> list[RawEvent]:
 
 def alpaca_events(n_frames: int, batch: int, seed: int = 11) -> list[RawEvent]:
     """Alpaca stock frames (JSON arrays of trades/quotes) made by the simulator's own generator."""
-    from tickwire.simulators.alpaca import AlpacaSimulator, encode
+    from tickwire.vendors.alpaca.simulator import AlpacaSimulator, encode
 
     sim = AlpacaSimulator(symbols=("AAPL", "MSFT", "SPY", "QQQ"), seed=seed, record_frames=False)
     out = []

@@ -29,7 +29,7 @@ PROBE_SYMBOL = "PROBE"
 
 def canonical_backlog(n: int, session: int) -> list[tuple[str, Any]]:
     """(topic, record): 40% stock trades, 30% stock quotes, 20% crypto trades, 10% crypto book diffs."""
-    from normalize.records import BookUpdate, Level, Quote, Trade
+    from tickwire.contract.records import BookUpdate, Level, Quote, Trade
 
     out: list[tuple[str, Any]] = []
     t = time.time_ns()
@@ -144,8 +144,8 @@ def _producer(bs: str, linger_ms: int) -> Any:
 
 
 def preload_canonical(bs: str, prefix: str, records: list[tuple[str, Any]]) -> dict[str, Any]:
-    from normalize.avro import Codec
-    from normalize.routing import key_for
+    from tickwire.contract.codec import Codec
+    from tickwire.contract.routing import key_for
 
     codec, prod = Codec(), _producer(bs, 20)
     t0 = time.perf_counter()
@@ -163,8 +163,8 @@ def preload_canonical(bs: str, prefix: str, records: list[tuple[str, Any]]) -> d
 
 def send_probes(bs: str, topic: str, n: int, rate: int, session: int) -> dict[int, int]:
     """Open-loop probe trades (size = probe index + 1, ts_recv = send time); returns index -> send ns."""
-    from normalize.avro import Codec
-    from normalize.records import Trade
+    from tickwire.contract.codec import Codec
+    from tickwire.contract.records import Trade
 
     codec, prod = Codec(), _producer(bs, 0)
     # Connect and fetch the topic's metadata before the clock starts: otherwise the first ~0.5 s of

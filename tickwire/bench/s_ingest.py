@@ -29,7 +29,7 @@ def preload(
     bootstrap: str, topic_of: Any, events: list[data.RawEvent], seq: data.Sequencer
 ) -> dict[str, Any]:
     """Publish raw events through the real RawProducer (envelope headers, unique seqs); returns stats."""
-    from ingest.producer import RawProducer
+    from tickwire.ingest.producer import RawProducer
 
     p = RawProducer(bootstrap, client_id="tickwire-bench-preload", linger_ms=20)
     t0 = time.perf_counter()
@@ -130,12 +130,13 @@ def ceiling(ctx: Ctx) -> Outcome:
 
 
 def ingest(ctx: Ctx) -> Outcome:
-    from ingest.config import BinanceSettings, CoinbaseSettings
-    from ingest.producer import RawProducer
-    from ingest.runner import Runner
-    from ingest.vendors.binance import BinanceAdapter
-    from ingest.vendors.coinbase import CoinbaseAdapter
-    from normalize.avro import Codec
+    from tickwire.contract.codec import Codec
+    from tickwire.ingest.producer import RawProducer
+    from tickwire.ingest.runner import Runner
+    from tickwire.vendors.binance.adapter import BinanceAdapter
+    from tickwire.vendors.binance.settings import BinanceSettings
+    from tickwire.vendors.coinbase.adapter import CoinbaseAdapter
+    from tickwire.vendors.coinbase.settings import CoinbaseSettings
 
     bs, n = ctx.servers.kafka, ctx.sizes.ingest_events
     p = ctx.prefix("ingest")

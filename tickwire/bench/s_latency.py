@@ -51,7 +51,7 @@ class VisibilityProbe:
     def _run(self) -> None:
         from confluent_kafka import Consumer
 
-        from normalize.avro import Codec
+        from tickwire.contract.codec import Codec
 
         codec = Codec()
         c = Consumer(

@@ -27,10 +27,11 @@ VENDORS = ("alpaca", "binance", "coinbase", "databento")
 
 def core(events: list[data.RawEvent], prefix: str = "") -> dict[str, Any]:
     """The pure per-message pipeline (parse, validate, dedupe, bars, Avro) in-process, no Kafka."""
-    from normalize import registry, routing
-    from normalize.avro import Codec
-    from normalize.config import NormalizerSettings
-    from normalize.pipeline import Pipeline, RawMessage
+    from tickwire import vendors as registry
+    from tickwire.contract import routing
+    from tickwire.contract.codec import Codec
+    from tickwire.normalize.config import NormalizerSettings
+    from tickwire.normalize.pipeline import Pipeline, RawMessage
 
     s = NormalizerSettings.load()
     pipe = Pipeline(

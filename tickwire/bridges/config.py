@@ -14,7 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tickwire.settings import ProcessSettings
 
-# The canonical topics a bridge consumes by default (names from normalize/routing.py's scheme).
+# The canonical topics a bridge consumes by default (names from tickwire/contract/routing.py's scheme).
 CANONICAL_TOPICS: tuple[str, ...] = (
     *(f"{c}_trades_realtime" for c in ("stock", "crypto", "option", "future", "fx")),
     *(f"{c}_quotes_realtime" for c in ("stock", "crypto", "option", "future", "fx")),

@@ -130,8 +130,8 @@ class ControlPlane:
         """Apply (add, remove) per control key to the topic's current sets; write the changed keys."""
         from confluent_kafka import Producer
 
-        from ingest.control import ControlReader
-        from normalize.avro import Codec, Subscription
+        from tickwire.contract.codec import Codec, Subscription
+        from tickwire.contract.control import ControlReader
 
         codec = Codec(self.s.registry_url)
         reader = ControlReader(self.s.kafka_bootstrap_servers, self.topic, codec)

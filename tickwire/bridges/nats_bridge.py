@@ -5,8 +5,8 @@ Subjects ``market.<class>.<kind>``: ``market.stocks.trades``, ``market.stocks.qu
 ``market.crypto.quotes``, ``market.crypto.book``, ``market.<class>.bars`` (see ``shapes.subject_for``).
 The same subjects and payload schema serve live and replayed data; only ``event_source`` differs.
 
-Payload: JSON of ``normalize.avro.to_json_dict`` (all canonical fields; amounts as exact decimal strings,
-timestamps as int ns, ``"schema"`` = record type) plus ``event_source`` (vendor id, or ``replay``).
+Payload: JSON of ``tickwire.contract.codec.to_json_dict`` (all canonical fields; amounts as exact decimal
+strings, timestamps as int ns, ``"schema"`` = record type) plus ``event_source`` (vendor id, or ``replay``).
 
 Stream: subjects ``market.>``, 24 h ``max_age``, file storage, limits retention, duplicate window
 ``duplicate_window_s`` (default 20 min: the replay horizon within which a re-published record is

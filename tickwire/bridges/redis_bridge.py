@@ -39,10 +39,10 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 
-from normalize.records import Bar, BookUpdate, Quote, Trade
 from tickwire.bridges import shapes
 from tickwire.bridges.config import RedisBridgeSettings
 from tickwire.bridges.runtime import BridgeLoop, Item, attach, make_app
+from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Each bridge is its own faust app (app id = consumer group) with one agent (concurrency 1) over the
 canonical topics. The agent takes batches with ``stream.noack_take(batch_max, within)``: an idle bridge
 writes a lone record after at most ``within``, a busy one writes big batches. The batch's messages go to
-:meth:`BridgeLoop.process`, which decodes with ``normalize.avro_fast_decode.FastDecoder`` and hands the
+:meth:`BridgeLoop.process`, which decodes with ``tickwire.contract.fast_decode.FastDecoder`` and hands the
 records to the writer.
 
 Delivery: the batch's events are acked only after the writer succeeded, so faust never commits an offset
@@ -34,11 +34,17 @@ from typing import Any, Protocol
 
 import faust
 
-from normalize.avro_fast_decode import FastDecoder
-from normalize.records import Bar, BookUpdate, Quote, Trade
 from tickwire.bridges import metrics as m
 from tickwire.bridges.config import _BridgeSettings
-from tickwire.envelope import H_ERROR_CLASS, H_ERROR_MESSAGE, H_SRC_OFFSET, H_SRC_PARTITION, H_SRC_TOPIC
+from tickwire.contract.envelope import (
+    H_ERROR_CLASS,
+    H_ERROR_MESSAGE,
+    H_SRC_OFFSET,
+    H_SRC_PARTITION,
+    H_SRC_TOPIC,
+)
+from tickwire.contract.fast_decode import FastDecoder
+from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)

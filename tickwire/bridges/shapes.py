@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from normalize.exact import SCALE, format_units, parse_units
-from normalize.records import Bar, BookUpdate, Level, Quote, Trade
+from tickwire.contract.exact import SCALE, format_units, parse_units
+from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _CTX = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)
@@ -357,7 +357,7 @@ _JSON_VIEW: dict[type[Any], tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 
 def json_view(record: Trade | Quote | Bar | BookUpdate) -> dict[str, Any]:
-    """``normalize.avro.to_json_dict(record)`` for the four bridged types, with cached amount texts
+    """``tickwire.contract.codec.to_json_dict(record)`` for the four bridged types, with cached amount texts
     (unit tests assert equality with to_json_dict)."""
     name, req, opt = _JSON_VIEW[type(record)]
     d = msgspec.structs.asdict(record)
@@ -380,7 +380,7 @@ def json_view(record: Trade | Quote | Bar | BookUpdate) -> dict[str, Any]:
 
 
 def nats_payload(record: Trade | Quote | Bar | BookUpdate) -> bytes:
-    """The canonical JSON view (``normalize.avro.to_json_dict``: exact decimal strings, int ns) plus
+    """The canonical JSON view (``tickwire.contract.codec.to_json_dict``: exact decimal strings, int ns) plus
     ``event_source``. Identical for live and replay apart from ``event_source``."""
     d = json_view(record)
     d["event_source"] = "replay" if record.stream.startswith("replay") else record.source

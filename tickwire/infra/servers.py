@@ -720,7 +720,7 @@ class Registry(Server):
         """Register the canonical schemas in offline-id order (what a Codec does lazily); name -> id."""
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        from normalize.avro import LOCAL_IDS, NAMESPACE, Codec
+        from tickwire.contract.codec import LOCAL_IDS, NAMESPACE, Codec
 
         codec = Codec(self.cfg.registry_url)
         try:

@@ -3,6 +3,7 @@ recorded-session files and their paced replay."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import time
@@ -10,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from tickwire.resources import recorded_dir
 
 if TYPE_CHECKING:
     from tickwire.simulators.base import Conn, SimServer
@@ -79,7 +82,7 @@ def iso_us(ns: int) -> str:
 
 @dataclass
 class Recording:
-    """A cryptofeed-format recorded session (see /work/shared/data/recorded/README.md).
+    """A cryptofeed-format recorded session (see shared/data/recorded/README.md).
 
     `frames` are received payloads (exact bytes) with their receive time; `client` the frames the
     client sent; `rest` maps a REST URL to its exact answer bytes.
@@ -149,3 +152,24 @@ async def replay(
             await sim.send(conn, data)
         if not loop:
             return
+
+
+def add_replay_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of a simulator that can serve a recorded session (``--mode replay``)."""
+    p.add_argument(
+        "--file",
+        action="append",
+        help="recorded session file(s) for replay (ws file and its REST .0 file); default: shared recordings",
+    )
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="replay pacing multiplier; 0 = as fast as possible"
+    )
+    p.add_argument("--loop", action="store_true", help="restart the replay when it ends")
+
+
+def replay_kwargs(args: argparse.Namespace, default_files: tuple[str, ...]) -> dict[str, Any]:
+    """Simulator keyword arguments for the replay options; default files are under the shared recordings."""
+    files = list(args.file or [])
+    if args.mode == "replay" and not files:
+        files = [str(recorded_dir() / f) for f in default_files]
+    return {"recording": load_recording(*files) if files else None, "speed": args.speed, "loop": args.loop}

@@ -1,1 +1,0 @@
-"""Pure vendor parsers: raw bytes + envelope (+ explicit state) -> canonical records. No I/O."""

@@ -1,0 +1,36 @@
+"""DLQ records: the raw record untouched, its original headers, plus why and where it came from."""
+
+from __future__ import annotations
+
+from tickwire.contract.envelope import (
+    H_ERROR_CLASS,
+    H_ERROR_MESSAGE,
+    H_SRC_OFFSET,
+    H_SRC_PARTITION,
+    H_SRC_TOPIC,
+    Headers,
+)
+
+MAX_MESSAGE = 2000  # bytes of error text kept in a header
+_DLQ_HEADERS = frozenset({H_ERROR_CLASS, H_ERROR_MESSAGE, H_SRC_TOPIC, H_SRC_PARTITION, H_SRC_OFFSET})
+
+
+def dlq_topic(src_topic: str) -> str:
+    """``<source>.raw`` -> ``<source>.raw.dlq``; a topic of an unknown source gets ``<topic>.dlq`` too."""
+    return src_topic + ".dlq"
+
+
+def dlq_headers(
+    headers: Headers, exc: BaseException, src_topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    # Original headers first (minus stale DLQ headers when a DLQ record is itself re-fed), then ours.
+    out = [(k, v if v is not None else b"") for k, v in headers if k not in _DLQ_HEADERS]
+    message = str(exc) or repr(exc)
+    out += [
+        (H_ERROR_CLASS, type(exc).__name__.encode()),
+        (H_ERROR_MESSAGE, message.encode("utf-8", "replace")[:MAX_MESSAGE]),
+        (H_SRC_TOPIC, src_topic.encode()),
+        (H_SRC_PARTITION, str(partition).encode()),
+        (H_SRC_OFFSET, str(offset).encode()),
+    ]
+    return out

@@ -1,0 +1,63 @@
+"""Canonical topic routing: one function decides where every canonical record goes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Quote, Trade
+
+PREFIX: dict[str, str] = {
+    "equity": "stock",
+    "crypto": "crypto",
+    "option": "option",
+    "future": "future",
+    "fx": "fx",
+}
+GAPS_TOPIC = "tickwire.gaps"
+HEALTH_TOPIC = "tickwire.health"
+INSTRUMENTS_TOPIC = "instrument_definitions"
+SUBSCRIPTIONS_TOPIC = "control.subscriptions"
+
+_SUFFIX: dict[type[Any], str] = {
+    Trade: "_trades_realtime",
+    Quote: "_quotes_realtime",
+    Bar: "_bars_staging",
+    BookUpdate: "_book_realtime",
+}
+
+
+class RoutingError(ValueError):
+    pass
+
+
+def topic_for(record: Any) -> str:
+    suffix = _SUFFIX.get(type(record))
+    if suffix is not None:
+        try:
+            return PREFIX[record.asset_class] + suffix
+        except KeyError:
+            raise RoutingError(f"unknown asset_class {record.asset_class!r}") from None
+    if isinstance(record, Instrument):
+        return INSTRUMENTS_TOPIC
+    if isinstance(record, Gap):
+        return GAPS_TOPIC
+    if isinstance(record, Heartbeat):
+        return HEALTH_TOPIC
+    if type(record).__name__ == "Subscription":
+        return SUBSCRIPTIONS_TOPIC
+    raise RoutingError(f"no topic for {type(record).__name__}")
+
+
+def key_for(record: Any) -> bytes:
+    """Kafka key: the canonical symbol (per-symbol ordering); a gap without symbol keys by source/stream."""
+    if isinstance(record, Gap) and record.symbol is None:
+        return f"{record.source}/{record.stream}".encode()
+    if isinstance(record, Heartbeat):
+        return f"{record.component}/{record.instance}".encode()
+    symbol = getattr(record, "symbol", None)
+    if symbol is None:
+        if type(record).__name__ == "Subscription":
+            return f"{record.vendor}/{record.stream_type}".encode()
+        raise RoutingError(f"no key for {type(record).__name__}")
+    key: bytes = symbol.encode()
+    return key

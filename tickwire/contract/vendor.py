@@ -1,0 +1,63 @@
+"""One registry row per vendor: the vendor's facts as data, and where its parts live.
+
+Each vendor folder ``tickwire/vendors/<name>/`` defines ``SPEC = VendorSpec(...)`` in its ``__init__.py``
+(cheap: names of modules, imported only when a process needs them). Shared code asks the registry
+(``tickwire.vendors``) instead of naming vendors: the CLI's ``ingest``/``simulate``/``parse``/``replay``
+subcommands, the normalizer's parser lookup and bar/gap rules, and ``make run``'s component list.
+
+Module contracts, by field:
+- ``parser``: ``"module:NAME"`` of a ``tickwire.contract.parser.VendorParser``.
+- ``ingest``: module with ``add_arguments(parser)`` and
+  ``build(args, overrides) -> (IngestSettings, VendorAdapter, Subs)`` for ``tickwire ingest <name>``.
+- ``simulator``: module with ``add_arguments(parser)`` and ``build(args, common) -> SimServer`` for
+  ``tickwire simulate <name>``.
+- ``replay``: ``(target, module)``: ``tickwire replay <target>`` runs ``module.main(argv)``.
+- ``run``: ``"module:function"``; ``function(ctx) -> list[RunComponent]`` for ``tickwire run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class RunComponent:
+    """One process of ``tickwire run``; ``argv`` follows ``tickwire`` (``["simulate", "alpaca", ...]``)."""
+
+    name: str
+    argv: list[str]
+    role: str  # simulator | producer
+    one_shot: bool = False
+    wants_metrics_port: bool = False  # the supervisor appends ``--metrics-port N`` and scrapes it
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What ``tickwire run`` hands a vendor's ``run`` function."""
+
+    rate: float  # generated events per second per simulator
+    free_port: Callable[[], int]
+    with_replay: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class VendorSpec:
+    name: str  # source id: raw topic ``<name>.raw``, envelope ``tw-source``
+    summary: str
+    parser: str
+    ingest: str | None = None
+    simulator: str | None = None
+    replay: tuple[str, str] | None = None
+    run: str | None = None
+    # Trades of this vendor are aggregated into 1-minute bars (the vendor has no usable bars of its own).
+    bar_source: bool = False
+    # Raw records are keyed by stream, so one partition holds every seq of a stream and a forward seq
+    # jump is a real gap; symbol-keyed raw topics scatter a stream's seqs over partitions.
+    seq_gap: bool = False
+    # control.subscriptions vendor keys this vendor's producers follow (e.g. a crypto feed of its own).
+    control_vendors: tuple[str, ...] = field(default=())
+
+    @property
+    def raw_topic(self) -> str:
+        return f"{self.name}.raw"

@@ -1,0 +1,406 @@
+"""The one WebSocket connection runner: connect -> handshake -> subscribe -> read, forever.
+
+Vendor specifics come from an adapter object (see ``VendorAdapter``); this module names no vendor.
+Every frame received is published to ``<source>.raw`` byte-for-byte with an envelope whose seq is a
+per-stream counter that lives as long as the process, so reconnects never reuse a seq; a reconnect
+emits one ``Gap`` record. Retryable failures are retried forever with capped, fully jittered backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import websocket
+
+from tickwire import __version__
+from tickwire.contract.adapter import (
+    AuthError,
+    Frame,
+    RetryableVendorError,
+    StaleConnection,
+    Subs,
+    SymbolLimitError,
+    VendorAdapter,
+    VendorWarning,
+    diff_subs,
+)
+from tickwire.contract.envelope import H_ERROR_CLASS, H_ERROR_MESSAGE, Envelope
+from tickwire.contract.settings import IngestSettings
+from tickwire.ingest import health
+from tickwire.ingest.producer import RawProducer
+from tickwire.logs import kv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    last_seq: int | None
+    ts_start: int
+    detail: str
+
+
+class Runner:
+    def __init__(
+        self,
+        adapter: VendorAdapter,
+        producer: RawProducer,
+        settings: IngestSettings,
+        *,
+        subs: Subs,
+        encode: Callable[[Any], bytes],
+        session: int | None = None,
+        rest_get: Callable[[str, float], bytes] | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.producer = producer
+        self.s = settings
+        self.session = session if session is not None else time.time_ns()
+        self._encode = encode
+        self._rest_get = rest_get or _http_get
+        self.raw_topic = settings.topic(f"{adapter.source}.raw")
+        self.dlq_topic = settings.topic(f"{adapter.source}.raw.dlq")
+        self.gaps_topic = settings.topic("tickwire.gaps")
+        self._seq: dict[str, int] = {}
+        self._seq_lock = threading.Lock()
+        self._desired: Subs = {t: frozenset(v) for t, v in subs.items()}
+        self._active: Subs = {}  # what the open connection is subscribed to
+        self._desired_lock = threading.Lock()
+        self._desired_changed = threading.Event()
+        self._stop = threading.Event()
+        self._ws: websocket.WebSocket | None = None
+        self._trim_to_ack = False
+        self._gap: _Pending | None = None
+        self.last_data_ns: int | None = None
+        self.last_frame_ns: int | None = None
+        self._last_any = time.monotonic()
+        self._last_data_mono = time.monotonic()
+        self.connections = 0  # connection attempts, for tests and stats
+        self.reconnects = 0
+        self.ready = threading.Event()  # set once subscribed (tests wait on it)
+        health.SCRAPE.track_last(adapter.source, adapter.stream, lambda: self.last_data_ns)
+
+    # -- subscriptions --
+
+    @property
+    def desired(self) -> Subs:
+        with self._desired_lock:
+            return dict(self._desired)
+
+    def set_desired(self, stream_type: str, symbols: frozenset[str]) -> None:
+        """Called from the control-topic follower thread; applied by the read loop without reconnecting."""
+        with self._desired_lock:
+            self._desired[stream_type] = frozenset(symbols)
+        self._desired_changed.set()
+
+    def _apply_desired(self, ws: websocket.WebSocket) -> None:
+        self._desired_changed.clear()
+        desired = self.desired
+        added, removed = diff_subs(desired, self._active)
+        if removed:
+            for f in self.adapter.unsubscribe_frames(removed):
+                ws.send(f)
+        if added:
+            if not self._active:  # data was not expected until now
+                self._last_data_mono = time.monotonic()
+            for f in self.adapter.subscribe_frames(added):
+                ws.send(f)
+            self._start_rest(added, reconnected=False)
+        if added or removed:
+            log.info(
+                "subscriptions changed live %s",
+                kv(stream=self.adapter.stream, added=_fmt(added), removed=_fmt(removed)),
+            )
+        self._active = {t: s for t, s in desired.items() if s}
+        self._gauge_subs()
+
+    def _gauge_subs(self) -> None:
+        for t, s in self._active.items():
+            health.SUBSCRIBED.labels(self.adapter.source, self.adapter.stream, t).set(len(s))
+
+    # -- publishing --
+
+    def next_seq(self, stream: str) -> int:
+        with self._seq_lock:
+            n = self._seq.get(stream, 0) + 1
+            self._seq[stream] = n
+            return n
+
+    def publish(
+        self,
+        frame: bytes,
+        ts_recv: int,
+        *,
+        stream: str | None = None,
+        key: str | None = None,
+        content_type: str | None = None,
+    ) -> int:
+        """Publish one received payload; returns its seq."""
+        stream = stream or self.adapter.stream
+        src = self.adapter.source
+        health.MESSAGES_RECEIVED.labels(src, stream).inc()
+        health.BYTES_RECEIVED.labels(src, stream).inc(len(frame))
+        seq = self.next_seq(stream)
+        env = Envelope(
+            src, stream, self.session, seq, ts_recv, content_type or self.adapter.content_type, __version__
+        )
+        if len(frame) > self.s.max_frame_bytes:
+            msg = f"frame of {len(frame)} bytes exceeds max_frame_bytes={self.s.max_frame_bytes}"
+            headers = [*env.to_headers(), (H_ERROR_CLASS, b"FrameTooLarge"), (H_ERROR_MESSAGE, msg.encode())]
+            health.DLQ.labels(src, stream, "FrameTooLarge").inc()
+            log.error("oversized frame to DLQ %s", kv(stream=stream, seq=seq, size=len(frame)))
+            self.producer.produce(
+                self.dlq_topic, frame[: self.s.dlq_head_bytes], stream.encode(), headers, stream=stream
+            )
+            return seq
+        if key is None and stream == self.adapter.stream:
+            try:
+                key = self.adapter.classify(frame)
+            except Exception:  # malformed frames are still published raw, keyed by stream
+                key = None
+        self.producer.produce(
+            self.raw_topic, frame, (key or stream).encode(), env.to_headers(), stream=stream
+        )
+        return seq
+
+    def _emit_gap(self, first_seq_after: int | None, ts_end: int) -> None:
+        from tickwire.contract.records import Gap
+
+        g = self._gap
+        if g is None:
+            return
+        self._gap = None
+        gap = Gap(
+            source=self.adapter.source,
+            stream=self.adapter.stream,
+            reason="reconnect",
+            detected_by="producer",
+            last_seq_before=g.last_seq,
+            first_seq_after=first_seq_after,
+            ts_start=g.ts_start,
+            ts_end=ts_end,
+            detail=g.detail,
+        )
+        try:
+            self.producer.produce(
+                self.gaps_topic, self._encode(gap), self.adapter.stream.encode(), [], stream="gaps"
+            )
+            health.GAPS.labels(self.adapter.source, self.adapter.stream, "reconnect").inc()
+        except Exception:
+            log.exception("gap record failed %s", kv(stream=self.adapter.stream))
+
+    # -- REST side fetches (own thread: the read loop must keep reading) --
+
+    def _start_rest(self, added: Subs, *, reconnected: bool) -> None:
+        reqs = self.adapter.rest_requests(added, reconnected)
+        if reqs:
+            threading.Thread(target=self._rest, args=(reqs,), name="rest", daemon=True).start()
+
+    def _rest(self, reqs: list[tuple[str, str, str | None]]) -> None:
+        for stream, url, key in reqs:
+            for attempt in range(5):
+                if self._stop.is_set():
+                    return
+                try:
+                    body = self._rest_get(url, self.s.rest_timeout_s)
+                    self.publish(body, time.time_ns(), stream=stream, key=key, content_type="json")
+                    break
+                except Exception as exc:
+                    log.warning("REST fetch failed %s", kv(stream=stream, attempt=attempt + 1, error=exc))
+                    self._stop.wait(min(30.0, 2.0**attempt))
+
+    # -- connection loop --
+
+    def stop(self) -> None:
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.abort()  # type: ignore[no-untyped-call]
+
+    def run(self) -> int:
+        """Run until ``stop()`` (returns 0) or a fatal vendor error (returns 2)."""
+        attempt = 0
+        while not self._stop.is_set():
+            hint: float | None = None
+            reason = "error"
+            started = time.monotonic()
+            try:
+                self._session()
+                reason = "closed"
+            except AuthError as exc:
+                log.error("authentication rejected, stopping %s", kv(stream=self.adapter.stream, error=exc))
+                self._finish()
+                return 2
+            except RetryableVendorError as exc:
+                hint, reason = exc.backoff_hint, "vendor"
+                log.warning(
+                    "vendor error, backing off %s", kv(stream=self.adapter.stream, error=exc, hint=hint)
+                )
+            except StaleConnection as exc:
+                reason = "stale"
+                health.STALE_RECONNECTS.labels(self.adapter.source, self.adapter.stream).inc()
+                log.warning("stale connection %s", kv(stream=self.adapter.stream, detail=exc))
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                log.warning("connection lost %s", kv(stream=self.adapter.stream, error=repr(exc)))
+            finally:
+                self._close_ws(reason)
+            if self._stop.is_set():
+                break
+            if self._was_healthy(started):
+                attempt = 0
+            cap = min(self.s.backoff_max_s, self.s.backoff_initial_s * 2.0**attempt)
+            delay = hint if hint is not None else random.uniform(0.0, cap)
+            attempt += 1
+            self.reconnects += 1
+            health.RECONNECTS.labels(self.adapter.source, self.adapter.stream, reason).inc()
+            log.info("reconnecting %s", kv(stream=self.adapter.stream, delay=f"{delay:.2f}", attempt=attempt))
+            self._stop.wait(delay)
+        self._finish()
+        return 0
+
+    def _was_healthy(self, started: float) -> bool:
+        return (time.monotonic() - started) >= self.s.healthy_reset_s and self.last_data_ns is not None
+
+    def _finish(self) -> None:
+        if self._gap is not None:
+            self._emit_gap(None, time.time_ns())
+        health.CONNECTED.labels(self.adapter.source, self.adapter.stream).set(0)
+
+    def _close_ws(self, reason: str = "error") -> None:
+        health.CONNECTED.labels(self.adapter.source, self.adapter.stream).set(0)
+        self.ready.clear()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.close(timeout=1)
+        with self._seq_lock:
+            last = self._seq.get(self.adapter.stream)
+        # Nothing received yet: nothing missed. A deliberate stop ends the stream; it is no gap.
+        if last is not None and self._gap is None and not self._stop.is_set():
+            self._gap = _Pending(last, self.last_frame_ns or time.time_ns(), f"connection lost ({reason})")
+        self._active = {}
+
+    def _recv(self, ws: websocket.WebSocket, timeout: float) -> bytes | None:
+        """One data frame (published) or None on timeout / control frame."""
+        ws.settimeout(timeout)
+        try:
+            opcode, frame = ws.recv_data_frame(True)
+        except websocket.WebSocketTimeoutException:
+            return None
+        ts_recv = time.time_ns()  # first thing after the read returns
+        self.last_frame_ns = ts_recv
+        self._last_any = time.monotonic()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ConnectionError(f"server closed: {bytes(frame.data[2:])!r}")
+        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            return None  # ping/pong: liveness only
+        data: bytes = frame.data if isinstance(frame.data, bytes) else bytes(frame.data)
+        seq = self.publish(data, ts_recv)
+        if self._gap is not None:
+            self._emit_gap(seq, ts_recv)
+        return data
+
+    def _check(self, data: bytes) -> None:
+        try:
+            acked = self.adapter.check(data)
+        except SymbolLimitError as exc:
+            log.error("symbol limit: dropping excess symbols %s", kv(stream=self.adapter.stream, error=exc))
+            self._trim_to_ack = True
+            return
+        except VendorWarning as exc:
+            log.error(
+                "vendor rejected part of the subscription %s", kv(stream=self.adapter.stream, error=exc)
+            )
+            return
+        if acked is not None and self._trim_to_ack:
+            # Keep what the vendor accepted so reconnects do not resubscribe the rejected excess.
+            self._trim_to_ack = False
+            with self._desired_lock:
+                self._desired = {t: acked.get(t, frozenset()) for t in self._desired}
+            self._active = {t: s for t, s in acked.items() if s}
+
+    def _session(self) -> None:
+        self.connections += 1
+        subs = self.desired
+        url = self.adapter.url(subs)
+        log.info("connecting %s", kv(stream=self.adapter.stream, url=url, attempt=self.connections))
+        ws = websocket.create_connection(
+            url,
+            timeout=self.s.connect_timeout_s,
+            header=self.adapter.http_headers(),
+            skip_utf8_validation=True,
+            enable_multithread=True,
+        )
+        self._ws = ws
+        runner = self
+
+        class _Conn:
+            def send(self, data: Frame) -> None:
+                ws.send(
+                    data,
+                    websocket.ABNF.OPCODE_BINARY if isinstance(data, bytes) else websocket.ABNF.OPCODE_TEXT,
+                )
+
+            def recv(self, timeout: float) -> bytes:
+                deadline = time.monotonic() + timeout
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise RetryableVendorError("handshake timed out")
+                    data = runner._recv(ws, left)
+                    if data is not None:
+                        return data
+
+        self.adapter.handshake(_Conn())
+        health.CONNECTED.labels(self.adapter.source, self.adapter.stream).set(1)
+        reconnected = self.connections > 1
+        self._desired_changed.clear()
+        subs = {t: s for t, s in self.desired.items() if s}
+        for f in self.adapter.subscribe_frames(subs):
+            _Conn().send(f)
+        self._active = subs
+        self._gauge_subs()
+        self._start_rest(subs, reconnected=reconnected)
+        self.ready.set()
+        now = time.monotonic()
+        last_ping = self._last_any = self._last_data_mono = now
+        while not self._stop.is_set():
+            if self._desired_changed.is_set():
+                self._apply_desired(ws)
+            data = self._recv(ws, 0.25)
+            now = time.monotonic()
+            if data is not None:
+                self._check(data)
+                if self.adapter.is_data(data):
+                    self._last_data_mono = now
+                    self.last_data_ns = self.last_frame_ns
+            quiet = now - self._last_data_mono
+            if self._active and quiet > self.s.stale_after_s:
+                raise StaleConnection(f"no data for {quiet:.1f}s")
+            if now - self._last_any > self.s.ping_interval_s + self.s.ping_timeout_s:
+                raise ConnectionError("no frames or pongs: connection dead")
+            if now - last_ping >= self.s.ping_interval_s:
+                ws.ping()
+                last_ping = now
+
+
+def _http_get(url: str, timeout: float) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": f"tickwire/{__version__}"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        body: bytes = resp.read()
+        return body
+
+
+def _fmt(subs: Mapping[str, frozenset[str]]) -> str:
+    return ";".join(f"{t}={','.join(sorted(s))}" for t, s in sorted(subs.items()))

@@ -1,0 +1,188 @@
+"""`tickwire parse --source VENDOR [FILE|-]`: offline normalization, same parser code, no Kafka.
+
+Input (auto-detected):
+- a recorded session (``URL <-> T`` opens a connection; ``URL <- T: P`` sent, skipped; ``T: P`` received,
+  ``ts_recv`` = T taken exactly from the text; ``URL -> T: P`` a REST answer, fed as stream
+  ``rest.<last path segment>[?query]``; other lines such as ``configuration: ...`` are skipped);
+- a DBN file (``.dbn`` / ``.dbn.zst``, or DBN/zstd magic): chunked into raw messages per the databento
+  raw contract (file metadata + ``--batch`` records each);
+- ``--content-type msgpack``: concatenated MessagePack frames;
+- otherwise one raw payload per line.
+
+Envelopes are synthesized: stream from ``--stream``, else the parser's ``stream_for_url(url)`` hook,
+else ``ws``; session ``--session`` (fixed); seq = payload counter from 1; ts_recv from the recording,
+else the current time.
+
+Output: one JSON line per record on stdout, ``{"topic", "key", "schema", "value"}`` (value from
+``to_json_dict``), gaps included (topic tickwire.gaps). Rejected payloads go to stderr as
+``{"error", "class", "line"}``. Exit status: 0 when every payload parsed, 1 when any was rejected,
+2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+from tickwire.contract.codec import to_json_dict
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.parser import ParseError
+from tickwire.contract.routing import key_for, topic_for
+from tickwire.contract.symbols import seconds_text_to_ns
+from tickwire.vendors import UnknownVendorError, get_parser
+from tickwire.vendors import names as vendors
+
+_OPEN = re.compile(r"^(\S+) <-> (\d+(?:\.\d+)?)\s*$")
+_SENT = re.compile(r"^(\S+) <- (\d+(?:\.\d+)?): ")
+_REST = re.compile(r"^(\S+) -> (\d+(?:\.\d+)?): ")
+_RECV = re.compile(r"^(\d+(?:\.\d+)?): ")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+Item = tuple[int, bytes, str | None, int | None]  # (line number, payload, stream or None, ts_recv or None)
+
+
+def rest_stream(url: str) -> str:
+    path, _, query = url.partition("?")
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return f"rest.{last}" + (f"?{query}" if query else "")
+
+
+def is_recorded(first_line: str) -> bool:
+    return bool(_OPEN.match(first_line) or _REST.match(first_line) or _SENT.match(first_line))
+
+
+def recorded_items(lines: Iterator[tuple[int, str]], ws_stream: Any) -> Iterator[Item]:
+    """Parse a recorded session; ``ws_stream(url)`` names the stream of a WebSocket URL."""
+    stream: str | None = None
+    for n, line in lines:
+        line = line.rstrip("\r\n")
+        if m := _OPEN.match(line):
+            stream = ws_stream(m.group(1))
+        elif _SENT.match(line):
+            continue
+        elif m := _REST.match(line):
+            yield n, line[m.end() :].encode(), rest_stream(m.group(1)), seconds_text_to_ns(m.group(2))
+        elif m := _RECV.match(line):
+            yield n, line[m.end() :].encode(), stream, seconds_text_to_ns(m.group(1))
+
+
+def dbn_items(data: bytes, batch: int) -> Iterator[Item]:
+    import databento_dbn as dbn
+
+    # The stubs type enum members as their values; they are real members at run time.
+    comp = cast(dbn.Compression, dbn.Compression.ZSTD if data[:4] == ZSTD_MAGIC else dbn.Compression.NONE)
+    as_is = cast(dbn.VersionUpgradePolicy, dbn.VersionUpgradePolicy.AS_IS)
+    dec = dbn.DBNDecoder(compression=comp, upgrade_policy=as_is)
+    dec.write(data)
+    recs = dec.decode()
+    if not recs or not isinstance(recs[0], dbn.Metadata):
+        raise ValueError("not a DBN stream (no metadata)")
+    meta = recs[0].encode()
+    body = [bytes(r) for r in recs[1:]]
+    for k, i in enumerate(range(0, len(body), batch)):
+        yield k + 1, meta + b"".join(body[i : i + batch]), "dbn.file", None
+
+
+def _items(args: argparse.Namespace, parser: Any, fh: IO[bytes]) -> Iterator[Item]:
+    name = "" if args.file in (None, "-") else args.file
+    data = fh.read()
+    fixed = args.stream
+    hook = getattr(parser, "stream_for_url", None)
+
+    def ws_stream(url: str) -> str:
+        return fixed or (hook(url) if hook else None) or "ws"
+
+    if name.endswith((".dbn", ".dbn.zst")) or data[:3] == b"DBN" or data[:4] == ZSTD_MAGIC:
+        yield from dbn_items(data, args.batch)
+        return
+    if args.content_type == "msgpack":
+        import msgpack
+
+        # Slice the original bytes between frame offsets: payloads stay byte-exact.
+        unpacker = msgpack.Unpacker(raw=False, timestamp=0, strict_map_key=False)
+        unpacker.feed(data)
+        start = 0
+        for n, _frame in enumerate(unpacker, 1):
+            end = unpacker.tell()
+            yield n, data[start:end], fixed, None
+            start = end
+        return
+    text = data.decode()
+    lines = list(enumerate(text.splitlines(), 1))
+    first = next((ln for _, ln in lines if ln.strip()), "")
+    if is_recorded(first):
+        yield from recorded_items(iter(lines), ws_stream)
+        return
+    for n, ln in lines:
+        if ln.strip():
+            yield n, ln.encode(), fixed, None
+
+
+def _emit(rec: Any, out: IO[str]) -> None:
+    value = to_json_dict(rec)
+    doc = {"topic": topic_for(rec), "key": key_for(rec).decode(), "schema": value["schema"], "value": value}
+    out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    try:
+        parser = get_parser(args.source)
+    except (UnknownVendorError, ImportError) as exc:
+        err.write(f"tickwire parse: {exc}\n")
+        return 2
+    content_type = args.content_type or ("dbn" if args.source == "databento" else "json")
+    state = parser.new_state(None)
+    rejected = 0
+    fh: IO[bytes] = sys.stdin.buffer if args.file in (None, "-") else Path(args.file).open("rb")  # noqa: SIM115
+    try:
+        for seq, (line, payload, stream, ts_recv) in enumerate(_items(args, parser, fh), 1):
+            env = Envelope(
+                source=args.source,
+                stream=stream or args.stream or "ws",
+                session=args.session,
+                seq=seq,
+                ts_recv=ts_recv if ts_recv is not None else time.time_ns(),
+                content_type="dbn" if payload[:3] == b"DBN" else content_type,
+            )
+            try:
+                res = parser.parse(payload, env, state)
+            except ParseError as exc:
+                rejected += 1
+                err.write(json.dumps({"error": str(exc), "class": "ParseError", "line": line}) + "\n")
+                continue
+            for rec in res.records:
+                _emit(rec, out)
+            for gap in res.gaps:
+                _emit(gap, out)
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
+    return 1 if rejected else 0
+
+
+def build_argparser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tickwire parse", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--source", required=True, help=f"vendor id: {', '.join(vendors())}")
+    ap.add_argument("file", nargs="?", default="-", help="input file, or - for stdin (default)")
+    ap.add_argument("--stream", help="stream id for the envelopes (default: from the recording's URL)")
+    ap.add_argument("--content-type", choices=["json", "msgpack", "dbn", "text", "fix"], help="payload type")
+    ap.add_argument("--session", type=int, default=1, help="envelope session id (default 1)")
+    ap.add_argument("--batch", type=int, default=100, help="DBN records per raw message (default 100)")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    args = build_argparser().parse_args(argv)
+    try:
+        return run(args, sys.stdout, sys.stderr)
+    except BrokenPipeError:
+        return 0
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"tickwire parse: {exc}\n")
+        return 2

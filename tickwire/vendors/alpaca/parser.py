@@ -1,0 +1,275 @@
+"""Alpaca market data (v2 stocks, v1beta3 crypto, v1beta1 options) WebSocket frames -> canonical records.
+
+A raw payload is one WebSocket frame: a JSON array (content type ``json``) or a MessagePack array
+(``msgpack``) of messages, each with a type ``T``. Asset class comes from the envelope stream
+(``stocks.*`` equity, ``crypto.*`` crypto, ``options.*`` option).
+
+Policy:
+- JSON numbers are read from their text (never via float); MessagePack floats are binary doubles on
+  the wire and go through ``float_to_units`` (shortest repr).
+- Control frames (``success``, ``subscription``, ``error``) -> ``control=True``. Vendor ``error`` frames
+  are vendor state (auth, limits), not bad data: never DLQ'd; counted in ``state.errors``.
+- Known market messages tickwire has no canonical record for (trading status, LULD, imbalance, trade
+  cancels/corrections, news) are skipped and counted in ``state.skipped``. An unknown ``T`` inside a
+  frame that also carries known messages is skipped and counted the same way; a frame made only of
+  unknown types is a ``ParseError`` (vendor format drift must be visible in the DLQ).
+- Any invalid value in a message (NaN/inf, negative size or price, empty symbol, timestamp before 1990
+  or more than one day after ts_recv) makes the whole frame a ``ParseError``: the frame stays intact
+  in the DLQ for a fix-and-replay.
+- Stock trades carry no aggressor: side "unknown", side_rule "none". Crypto ``tks`` B/S is the taker.
+- ``sub_seq`` = the message's index in the frame.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgpack
+
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.exact import MAX_ABS, ONE, AmountError, float_to_units, parse_units
+from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import (
+    AssetClass,
+    Bar,
+    BookUpdate,
+    Level,
+    OptionRight,
+    Quote,
+    Record,
+    Side,
+    SideRule,
+    Trade,
+)
+from tickwire.contract.symbols import SymbolError, parse_option, rfc3339_to_ns
+
+MIN_TS = 631_152_000 * 10**9  # 1990-01-01
+MAX_AHEAD = 86_400 * 10**9  # one day after ts_recv
+CONTROL_TYPES = frozenset({"success", "subscription", "error"})
+# Market messages without a canonical record: status, LULD, imbalance, cancel/error, correction, news.
+SKIPPED_TYPES = frozenset({"s", "l", "i", "x", "c", "n"})
+BAR_TYPES = {"b": ("1m", False), "d": ("1d", False), "u": ("1m", True)}
+MARKET_TYPES = frozenset({"t", "q", "o", *BAR_TYPES})
+
+
+class _Num(str):
+    """A JSON number's original text (json.loads parse_float hook): exact, never a float."""
+
+
+@dataclass
+class AlpacaState:
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # last vendor error frames (bounded)
+
+
+def _amount(v: Any, what: str) -> int:
+    try:
+        if type(v) is int:
+            units: int = v * ONE
+            if abs(units) > MAX_ABS:
+                raise AmountError(f"{v} exceeds decimal(38, 9)")
+            return units
+        if isinstance(v, str):  # _Num from JSON (or a numeric string)
+            return parse_units(v)
+        if isinstance(v, float):
+            return float_to_units(v)
+    except AmountError as exc:
+        raise ParseError(f"{what}: {exc}") from None
+    raise ParseError(f"{what}: not a number: {v!r}")
+
+
+def _size(v: Any, what: str) -> int:
+    n = _amount(v, what)
+    if n < 0:
+        raise ParseError(f"{what}: negative {n}")
+    return n
+
+
+def _price(v: Any, what: str) -> int:
+    n = _amount(v, what)
+    if n < 0:
+        raise ParseError(f"{what}: negative {n}")
+    return n
+
+
+def _ts(v: Any, ts_recv: int) -> int:
+    if isinstance(v, str):
+        try:
+            ns = rfc3339_to_ns(v)
+        except ValueError as exc:
+            raise ParseError(str(exc)) from None
+    elif isinstance(v, msgpack.Timestamp):
+        ns = v.to_unix_nano()
+    else:
+        raise ParseError(f"timestamp of unexpected type {type(v).__name__}")
+    if ns < MIN_TS or ns > ts_recv + MAX_AHEAD:
+        raise ParseError(f"timestamp {ns} outside the sane window (1990 .. ts_recv + 1 day)")
+    return ns
+
+
+def _bad_constant(name: str) -> Any:
+    raise ParseError(f"non-finite number {name} in JSON")
+
+
+def decode_frame(payload: bytes, content_type: str) -> list[Any]:
+    try:
+        if content_type == "msgpack":
+            msgs = msgpack.unpackb(payload, raw=False, timestamp=0, strict_map_key=False)
+        else:
+            msgs = json.loads(payload, parse_float=_Num, parse_constant=_bad_constant)
+    except ParseError:
+        raise
+    except Exception as exc:  # json.JSONDecodeError, msgpack errors, UnicodeDecodeError ...
+        raise ParseError(f"undecodable {content_type} frame: {type(exc).__name__}: {exc}") from None
+    if isinstance(msgs, dict):
+        msgs = [msgs]
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+        raise ParseError("frame is not an array of objects")
+    return msgs
+
+
+def _asset_class(stream: str) -> AssetClass:
+    if stream.startswith("crypto"):
+        return "crypto"
+    if stream.startswith("options"):
+        return "option"
+    return "equity"
+
+
+def _levels(raw: Any, what: str) -> tuple[Level, ...]:
+    if not isinstance(raw, list):
+        raise ParseError(f"{what}: levels are not an array")
+    return tuple(Level(_price(lv.get("p"), what), _size(lv.get("s"), what)) for lv in raw)
+
+
+class AlpacaParser:
+    source = "alpaca"
+
+    @staticmethod
+    def stream_for_url(url: str) -> str | None:
+        """Stream id of a market-data WebSocket URL, as the alpaca producer names it."""
+        path = url.split("://", 1)[-1].split("?", 1)[0].rstrip("/")
+        parts = path.split("/")
+        if "crypto" in parts:
+            return f"crypto.{parts[-1]}"
+        if parts[-1] in ("opra", "indicative"):
+            return f"options.{parts[-1]}"
+        if len(parts) >= 3 and parts[-2] == "v2":
+            return f"stocks.{parts[-1]}"
+        return None
+
+    def new_state(self, metadata: Any = None) -> AlpacaState:
+        return AlpacaState()
+
+    def parse(self, payload: bytes, env: Envelope, state: AlpacaState) -> ParseOutput:
+        msgs = decode_frame(payload, env.content_type)
+        out = ParseOutput()
+        asset = _asset_class(env.stream)
+        known = unknown = 0
+        for i, m in enumerate(msgs):
+            t = m.get("T")
+            if t in CONTROL_TYPES:
+                known += 1
+                if t == "error":
+                    state.errors = [*state.errors[-9:], m]
+                continue
+            if t in SKIPPED_TYPES:
+                known += 1
+                state.skipped[str(t)] += 1
+                continue
+            if t not in MARKET_TYPES:
+                unknown += 1
+                state.skipped[f"unknown:{t}"] += 1
+                continue
+            try:
+                rec = self._message(t, m, i, env, asset)
+            except (KeyError, TypeError, AttributeError, SymbolError) as exc:
+                raise ParseError(f"message {i} type {t!r}: malformed: {type(exc).__name__}: {exc}") from None
+            known += 1
+            out.records.append(rec)
+        if unknown and not known:
+            raise ParseError(
+                f"frame holds only unknown message types: {sorted({str(m.get('T')) for m in msgs})}"
+            )
+        out.control = not out.records
+        return out
+
+    def _message(self, t: str, m: dict[str, Any], i: int, env: Envelope, asset: AssetClass) -> Record:
+        raw_symbol = m["S"]
+        if not isinstance(raw_symbol, str) or not raw_symbol.strip():
+            raise ParseError(f"message {i}: empty symbol")
+        symbol = raw_symbol
+        opt = None
+        if asset == "option":
+            opt = parse_option(raw_symbol)
+            symbol = opt.symbol
+        common: dict[str, Any] = {
+            "symbol": symbol,
+            "asset_class": asset,
+            "source": self.source,
+            "stream": env.stream,
+            "session": env.session,
+            "seq": env.seq,
+            "sub_seq": i,
+            "ts_event": _ts(m["t"], env.ts_recv),
+            "ts_recv": env.ts_recv,
+        }
+        if t == "t":
+            tks = m.get("tks")
+            side: Side = "buy" if tks == "B" else "sell" if tks == "S" else "unknown"
+            rule: SideRule = "none" if side == "unknown" else "vendor"
+            cond = m.get("c") or ()
+            trade_id = m.get("i")
+            return Trade(
+                **common,
+                venue=m.get("x"),
+                price=_price(m["p"], "p"),
+                size=_size(m["s"], "s"),
+                side=side,
+                side_rule=rule,
+                trade_id=None if trade_id is None else str(trade_id),
+                conditions=(cond,) if isinstance(cond, str) else tuple(str(c) for c in cond),
+                underlying=opt.underlying if opt else None,
+                expiry=opt.expiry if opt else None,
+                right=cast(OptionRight, opt.right) if opt else None,
+                strike=opt.strike if opt else None,
+            )
+        if t == "q":
+            cond = m.get("c") or ()
+            return Quote(
+                **common,
+                bid_price=_price(m["bp"], "bp"),
+                bid_size=_size(m["bs"], "bs"),
+                ask_price=_price(m["ap"], "ap"),
+                ask_size=_size(m["as"], "as"),
+                bid_venue=m.get("bx"),
+                ask_venue=m.get("ax"),
+                conditions=(cond,) if isinstance(cond, str) else tuple(str(c) for c in cond),
+            )
+        if t in BAR_TYPES:
+            timeframe, correction = BAR_TYPES[t]
+            vw, n = m.get("vw"), m.get("n")
+            return Bar(
+                **common,
+                timeframe=timeframe,  # type: ignore[arg-type]
+                open=_price(m["o"], "o"),
+                high=_price(m["h"], "h"),
+                low=_price(m["l"], "l"),
+                close=_price(m["c"], "c"),
+                volume=_size(m["v"], "v"),
+                vwap=None if vw is None else _price(vw, "vw"),
+                trade_count=None if n is None else int(n),
+                correction=correction,
+            )
+        return BookUpdate(  # "o"
+            **common,
+            bids=_levels(m.get("b", []), "b"),
+            asks=_levels(m.get("a", []), "a"),
+            snapshot=bool(m.get("r", False)),
+        )
+
+
+PARSER = AlpacaParser()

@@ -1,0 +1,300 @@
+"""Databento DBN -> canonical records.
+
+Raw payload contract (shared with ``tickwire replay dbn``): one raw value is a complete DBN byte stream,
+the source file's encoded ``Metadata`` (with its symbol mappings) followed by 1..N of that file's
+records in file order, so any single message decodes alone (replay from any offset). zstd-compressed
+streams are accepted too.
+
+Mapping: trades -> Trade (side A = sell aggressor, B = buy, N = unknown); MBP-1 / TBBO -> Quote, plus
+a Trade when the record's action is 'T'; MBP-10 -> BookUpdate(snapshot, depth=10, level counts) plus
+the Trade on action 'T'; OHLCV -> Bar (ts_event = interval open, as DBN stamps it); definition ->
+Instrument. MBO, status, statistics, imbalance, system/error records are skipped and counted.
+
+Time: the canonical ``ts_recv`` is the DBN record's ``ts_recv`` (the vendor's capture time), never the
+envelope's (for replays that is the replay time): normalizing the same file twice gives the same
+records. OHLCV carries no ts_recv: we use the interval close (ts_event + length), the earliest instant
+the bar was knowable.
+
+Prices are int64 1e-9 units (``i64::MAX`` = undefined): undefined book levels are dropped, an
+undefined quote side is price 0 size 0. Symbols come from the metadata symbol mappings for the
+record's UTC date (``instrument_id`` is unique per day only), then from definitions seen earlier.
+Asset class comes from the dataset (GLBX.* future, OPRA.* option, other equities venues equity).
+
+Sequence: DBN ``sequence`` is the venue channel's sequence, so a per-instrument subset skips numbers
+legitimately. The last sequence per instrument is tracked; a jump becomes Gap(vendor_seq_jump) only
+when the state is created with ``{"contiguous_sequence": True}`` (full-channel data); a regression is
+counted in ``state.seq_regressions``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import databento_dbn as dbn
+
+from tickwire.contract.envelope import Envelope
+from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import (
+    AssetClass,
+    Bar,
+    BookUpdate,
+    Gap,
+    Instrument,
+    Level,
+    OptionRight,
+    Quote,
+    Record,
+    Timeframe,
+    Trade,
+)
+from tickwire.contract.symbols import SymbolError, parse_option
+
+UNDEF_PRICE = (1 << 63) - 1
+UNDEF_TS = (1 << 64) - 1
+UNDEF_I32 = (1 << 31) - 1
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+NS_PER_DAY = 86_400 * 10**9
+_EPOCH = dt.date(1970, 1, 1)
+_SIDE = {"A": ("sell", "vendor"), "B": ("buy", "vendor")}
+_OHLCV: dict[int, tuple[Timeframe, int]] = {
+    32: ("1s", 10**9),
+    33: ("1m", 60 * 10**9),
+    34: ("1h", 3600 * 10**9),
+    35: ("1d", NS_PER_DAY),
+    36: ("1d", NS_PER_DAY),
+}
+_SCHEMA_TF: dict[str, tuple[Timeframe, int]] = {
+    "ohlcv-1s": _OHLCV[32],
+    "ohlcv-1m": _OHLCV[33],
+    "ohlcv-1h": _OHLCV[34],
+    "ohlcv-1d": _OHLCV[35],
+}
+
+
+def asset_class_for(dataset: str) -> AssetClass:
+    if dataset.startswith(("GLBX", "IFEU", "NDEX", "IFUS", "IFLL", "XEUR")):
+        return "future"
+    if dataset.startswith("OPRA"):
+        return "option"
+    return "equity"
+
+
+@dataclass
+class SymbolMap:
+    dataset: str
+    schema: str
+    asset_class: AssetClass
+    by_day: dict[tuple[int, int], str]  # (instrument_id, days since epoch) -> raw symbol
+    any_day: dict[int, str]  # instrument_id -> raw symbol when it maps to exactly one
+
+
+@dataclass
+class DatabentoState:
+    contiguous_sequence: bool = False
+    maps: dict[bytes, SymbolMap] = field(default_factory=dict)  # keyed by the encoded metadata
+    definitions: dict[int, str] = field(default_factory=dict)  # instrument_id -> raw symbol (latest)
+    last_seq: dict[int, int] = field(default_factory=dict)
+    seq_regressions: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _symbol_map(md: Any) -> SymbolMap:
+    by_day: dict[tuple[int, int], str] = {}
+    ids: dict[int, set[str]] = {}
+    for raw_symbol, intervals in md.mappings.items():
+        for iv in intervals:
+            try:
+                iid = int(iv["symbol"])
+            except ValueError:
+                continue  # stype_out is not instrument_id
+            ids.setdefault(iid, set()).add(raw_symbol)
+            d0, d1 = (iv["start_date"] - _EPOCH).days, (iv["end_date"] - _EPOCH).days
+            for day in range(d0, max(d1, d0 + 1)):
+                by_day[(iid, day)] = raw_symbol
+    any_day = {iid: next(iter(s)) for iid, s in ids.items() if len(s) == 1}
+    return SymbolMap(md.dataset, str(md.schema or ""), asset_class_for(md.dataset), by_day, any_day)
+
+
+def _decode(payload: bytes, state: DatabentoState) -> tuple[SymbolMap, list[Any]]:
+    # The stubs type enum members as their values; they are real members at run time.
+    v3 = cast(dbn.VersionUpgradePolicy, dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
+    if payload[:4] == ZSTD_MAGIC:
+        dec = dbn.DBNDecoder(compression=cast(dbn.Compression, dbn.Compression.ZSTD), upgrade_policy=v3)
+    else:
+        if payload[:3] != b"DBN":
+            raise ParseError("payload does not start with DBN metadata")
+        dec = dbn.DBNDecoder(upgrade_policy=v3)
+    try:
+        dec.write(payload)
+        recs = dec.decode()
+    except Exception as exc:  # DBNError, ValueError from a truncated stream
+        raise ParseError(f"undecodable DBN: {exc}") from None
+    if not recs or not isinstance(recs[0], dbn.Metadata):
+        raise ParseError("DBN stream without metadata")
+    md = recs[0]
+    key = payload[: 8 + int.from_bytes(payload[4:8], "little")] if payload[:3] == b"DBN" else md.encode()
+    smap = state.maps.get(key)
+    if smap is None:
+        if len(state.maps) > 64:  # a replay uses few files; bound memory anyway
+            state.maps.clear()
+        smap = state.maps[key] = _symbol_map(md)
+    return smap, recs[1:]
+
+
+def _px(v: int) -> int | None:
+    return None if v == UNDEF_PRICE else v
+
+
+class DatabentoParser:
+    source = "databento"
+
+    def new_state(self, metadata: Any = None) -> DatabentoState:
+        contiguous = bool(metadata.get("contiguous_sequence")) if isinstance(metadata, dict) else False
+        return DatabentoState(contiguous_sequence=contiguous)
+
+    def parse(self, payload: bytes, env: Envelope, state: DatabentoState) -> ParseOutput:
+        smap, recs = _decode(payload, state)
+        out = ParseOutput()
+        for i, r in enumerate(recs):
+            try:
+                self._record(i, r, smap, env, state, out)
+            except (SymbolError, ValueError, KeyError, AttributeError, TypeError) as exc:
+                raise ParseError(f"record {i} ({type(r).__name__}): {exc}") from None
+        out.control = not out.records and not out.gaps
+        return out
+
+    def _symbol(self, r: Any, smap: SymbolMap, state: DatabentoState) -> str:
+        iid = r.instrument_id
+        raw = (
+            smap.by_day.get((iid, r.ts_event // NS_PER_DAY))
+            or smap.any_day.get(iid)
+            or state.definitions.get(iid)
+        )
+        if raw is None:
+            day = _EPOCH + dt.timedelta(days=r.ts_event // NS_PER_DAY)
+            raise ParseError(f"instrument_id {iid} has no symbol mapping on {day}")
+        return raw
+
+    def _canonical(self, raw: str, asset: AssetClass) -> str:
+        return parse_option(raw).symbol if asset == "option" else raw.strip()
+
+    def _record(
+        self, i: int, r: Any, smap: SymbolMap, env: Envelope, state: DatabentoState, out: ParseOutput
+    ) -> None:
+        is_def = isinstance(r, (dbn.InstrumentDefMsg, dbn.InstrumentDefMsgV1, dbn.InstrumentDefMsgV2))
+        if not is_def and not isinstance(r, (dbn.TradeMsg, dbn.MBP1Msg, dbn.MBP10Msg, dbn.OHLCVMsg)):
+            state.skipped[type(r).__name__] += 1
+            return
+        asset = smap.asset_class
+        raw = r.raw_symbol if is_def else self._symbol(r, smap, state)
+        symbol = self._canonical(raw, asset)
+        ts_recv = getattr(r, "ts_recv", None)
+        common: dict[str, Any] = {
+            "symbol": symbol,
+            "asset_class": asset,
+            "source": self.source,
+            "venue": smap.dataset,
+            "stream": env.stream,
+            "session": env.session,
+            "seq": env.seq,
+            # Index of the DBN record in the raw message. One MBP-1 trade print yields a Trade and a
+            # Quote with the same sub_seq: downstream identity is (source, stream, session, seq, sub_seq,
+            # record type).
+            "sub_seq": i,
+            "ts_event": r.ts_event,
+            "ts_recv": ts_recv,
+        }
+        recs: list[Record] = out.records
+        if is_def:
+            state.definitions[r.instrument_id] = raw
+            recs.append(self._instrument(r, raw, asset, common))
+            return
+        if isinstance(r, dbn.OHLCVMsg):
+            tf, length = _OHLCV.get(int(r.rtype.value)) or _SCHEMA_TF[smap.schema]
+            common["ts_recv"] = r.ts_event + length
+            recs.append(
+                Bar(
+                    **common,
+                    timeframe=tf,
+                    open=r.open,
+                    high=r.high,
+                    low=r.low,
+                    close=r.close,
+                    volume=r.volume * 10**9,
+                )
+            )
+            return
+        self._sequence(r, symbol, env, state, out)
+        if r.action == "T" or isinstance(r, dbn.TradeMsg):
+            side, rule = _SIDE.get(str(r.side), ("unknown", "none"))
+            if r.price == UNDEF_PRICE:
+                raise ParseError("trade with undefined price")
+            recs.append(Trade(**common, price=r.price, size=r.size * 10**9, side=side, side_rule=rule))  # type: ignore[arg-type]
+        if isinstance(r, dbn.MBP1Msg):
+            lv = r.levels[0]
+            bid_ok, ask_ok = lv.bid_px != UNDEF_PRICE, lv.ask_px != UNDEF_PRICE
+            recs.append(
+                Quote(
+                    **common,
+                    bid_price=lv.bid_px if bid_ok else 0,
+                    bid_size=lv.bid_sz * 10**9 if bid_ok else 0,
+                    ask_price=lv.ask_px if ask_ok else 0,
+                    ask_size=lv.ask_sz * 10**9 if ask_ok else 0,
+                )
+            )
+        elif isinstance(r, dbn.MBP10Msg):
+            bids = tuple(
+                Level(lv.bid_px, lv.bid_sz * 10**9, lv.bid_ct) for lv in r.levels if lv.bid_px != UNDEF_PRICE
+            )
+            asks = tuple(
+                Level(lv.ask_px, lv.ask_sz * 10**9, lv.ask_ct) for lv in r.levels if lv.ask_px != UNDEF_PRICE
+            )
+            recs.append(BookUpdate(**common, bids=bids, asks=asks, snapshot=True, depth=10))
+
+    def _sequence(self, r: Any, symbol: str, env: Envelope, state: DatabentoState, out: ParseOutput) -> None:
+        seq, iid = r.sequence, r.instrument_id
+        last = state.last_seq.get(iid)
+        state.last_seq[iid] = seq if last is None else max(seq, last)
+        if last is None:
+            return
+        if seq < last:
+            state.seq_regressions += 1
+        elif seq > last + 1 and state.contiguous_sequence:
+            gap = Gap(
+                source=self.source,
+                stream=env.stream,
+                symbol=symbol,
+                reason="vendor_seq_jump",
+                detected_by="normalizer",
+                last_seq_before=last,
+                first_seq_after=seq,
+                ts_start=r.ts_recv,
+                ts_end=r.ts_recv,
+                detail=f"instrument_id {iid}: {seq - last - 1} sequence numbers missing",
+            )
+            out.gaps.append(gap)
+
+    def _instrument(self, r: Any, raw: str, asset: AssetClass, common: dict[str, Any]) -> Instrument:
+        opt = parse_option(raw) if asset == "option" else None
+        cls = str(r.instrument_class)
+        right: OptionRight | None = "C" if cls == "C" else "P" if cls == "P" else None
+        expiry = None if r.expiration == UNDEF_TS else _EPOCH + dt.timedelta(days=r.expiration // NS_PER_DAY)
+        mult = getattr(r, "contract_multiplier", UNDEF_I32)
+        return Instrument(
+            **common,
+            instrument_id=r.instrument_id,
+            raw_symbol=raw,
+            underlying=(opt.underlying if opt else None) or (r.underlying or r.asset or None),
+            expiry=expiry,
+            right=right,
+            strike=_px(r.strike_price),
+            tick_size=_px(r.min_price_increment),
+            multiplier=None if mult in (UNDEF_I32, None) else mult * 10**9,
+            currency=r.currency or None,
+        )
+
+
+PARSER = DatabentoParser()

@@ -9,7 +9,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import random
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tickwire.backoff import Backoff
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Supervisor:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.healthy_after = healthy_after
-        self._consecutive: dict[str, int] = {}
+        self._backoffs: dict[str, Backoff] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def log_path(self, name: str) -> Path:
@@ -101,6 +101,12 @@ class Supervisor:
         st.started_at = time.monotonic()
         log.info("started %s", kv(component=st.spec.name, pid=st.proc.pid))
 
+    def _backoff(self, name: str) -> Backoff:
+        b = self._backoffs.get(name)
+        if b is None:
+            b = self._backoffs[name] = Backoff(self.backoff_initial, self.backoff_max, self.healthy_after)
+        return b
+
     def start_all(self, settle: float = 0.0) -> None:
         for st in self.states:
             self._spawn(st)
@@ -118,7 +124,7 @@ class Supervisor:
                 rc = st.proc.poll()
                 if rc is None:
                     if now - st.started_at > self.healthy_after:
-                        self._consecutive[st.spec.name] = 0
+                        self._backoff(st.spec.name).reset()
                     continue
                 st.proc = None
                 st.last_exit = rc
@@ -127,9 +133,7 @@ class Supervisor:
                     events.append(f"{st.spec.name} finished")
                     continue
                 st.deaths += 1
-                n = self._consecutive.get(st.spec.name, 0)
-                self._consecutive[st.spec.name] = n + 1
-                delay = min(self.backoff_max, self.backoff_initial * 2**n) * random.uniform(0.5, 1.0)
+                delay = self._backoff(st.spec.name).next_delay()
                 st.next_start = now + delay
                 events.append(f"{st.spec.name} died rc={rc}; restart in {delay:.1f}s")
                 log.warning("died %s", kv(component=st.spec.name, rc=rc, restart_in=f"{delay:.1f}s"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 import urllib.request
@@ -21,6 +20,7 @@ from typing import Any
 import websocket
 
 from tickwire import __version__
+from tickwire.backoff import Backoff
 from tickwire.contract.adapter import (
     AuthError,
     Frame,
@@ -63,6 +63,7 @@ class Runner:
         self.adapter = adapter
         self.producer = producer
         self.s = settings
+        self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, settings.healthy_reset_s)
         self.session = session if session is not None else time.time_ns()
         self._encode = encode
         self._rest_get = rest_get or _http_get
@@ -228,7 +229,6 @@ class Runner:
 
     def run(self) -> int:
         """Run until ``stop()`` (returns 0) or a fatal vendor error (returns 2)."""
-        attempt = 0
         while not self._stop.is_set():
             hint: float | None = None
             reason = "error"
@@ -258,13 +258,16 @@ class Runner:
             if self._stop.is_set():
                 break
             if self._was_healthy(started):
-                attempt = 0
-            cap = min(self.s.backoff_max_s, self.s.backoff_initial_s * 2.0**attempt)
-            delay = hint if hint is not None else random.uniform(0.0, cap)
-            attempt += 1
+                self.backoff.reset()
+            delay = self.backoff.next_delay()
+            if hint is not None:  # the vendor said how long (e.g. its connection limit): obey it
+                delay = hint
             self.reconnects += 1
             health.RECONNECTS.labels(self.adapter.source, self.adapter.stream, reason).inc()
-            log.info("reconnecting %s", kv(stream=self.adapter.stream, delay=f"{delay:.2f}", attempt=attempt))
+            log.info(
+                "reconnecting %s",
+                kv(stream=self.adapter.stream, delay=f"{delay:.2f}", attempt=self.backoff.attempt),
+            )
             self._stop.wait(delay)
         self._finish()
         return 0

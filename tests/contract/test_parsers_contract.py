@@ -59,11 +59,9 @@ def _items(vendor: str, kind: str, files: list[Path], stream: str | None) -> Ite
     parser = get_parser(vendor)
     seq = 0
     if kind == "session":
-        lines: list[tuple[int, str]] = []
-        for f in files:
-            lines += list(enumerate(f.read_text().splitlines(), len(lines) + 1))
+        lines = [ln for f in files for ln in f.read_bytes().splitlines()]
         hook = getattr(parser, "stream_for_url", None)
-        for _n, payload, s, ts in recorded_items(iter(lines), lambda u: (hook(u) if hook else None) or "ws"):
+        for _n, payload, s, ts in recorded_items(lines, lambda u: (hook(u) if hook else None) or "ws"):
             seq += 1
             yield payload, Envelope(vendor, s or "ws", 1, seq, ts or 0, "json")
     elif kind == "msgpack":

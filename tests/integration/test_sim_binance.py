@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tickwire.simulators.market import Recording, load_recording
+from tickwire.recording import Recording, load_recording
 from tickwire.vendors.binance.simulator import BinanceSimulator
 
 pytestmark = pytest.mark.integration

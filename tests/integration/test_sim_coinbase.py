@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tickwire.simulators.market import Recording, load_recording
+from tickwire.recording import Recording, load_recording
 from tickwire.vendors.coinbase.simulator import CoinbaseSimulator
 
 pytestmark = pytest.mark.integration

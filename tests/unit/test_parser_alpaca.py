@@ -30,8 +30,7 @@ def parse(frame: object, stream: str = "stocks.iex", state: AlpacaState | None =
 
 
 def session(name: str) -> list[tuple[int, bytes, str | None, int | None]]:
-    lines = enumerate(FIX.joinpath(name).read_text().splitlines(), 1)
-    return list(recorded_items(lines, PARSER.stream_for_url))
+    return list(recorded_items(FIX.joinpath(name).read_bytes().splitlines(), PARSER.stream_for_url))
 
 
 def test_stock_trade_and_quote_exact() -> None:

@@ -13,6 +13,7 @@ import pytest
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
+from tickwire.recording import received
 from tickwire.vendors.binance.parser import PARSER, BinanceState
 
 FIX = Path(__file__).parents[1] / "fixtures" / "binance"
@@ -20,18 +21,7 @@ INFO = json.loads((FIX / "exchangeInfo.min.json").read_bytes())
 T0 = 1_633_998_512_063_356_900  # ts_recv of the first recorded frame, ns
 
 
-def recorded(path: Path) -> list[tuple[int, bytes]]:
-    """Received frames of a recorded session: (ts_recv ns from the exact seconds text, payload)."""
-    out = []
-    for line in path.read_bytes().splitlines():
-        head, sep, payload = line.partition(b": ")
-        if sep and head[:1].isdigit() and b" " not in head:  # "EPOCH: payload" = a received frame
-            whole, _, frac = head.decode().partition(".")
-            out.append((int(whole) * 10**9 + int(frac.ljust(9, "0")[:9] or "0"), payload))
-    return out
-
-
-FRAMES = recorded(FIX / "ws-session.txt")
+FRAMES = received(FIX / "ws-session.txt")
 
 
 def env(seq: int = 1, ts_recv: int = T0, stream: str = "spot") -> Envelope:

@@ -14,6 +14,7 @@ import pytest
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import BookUpdate, Level, Quote, Trade
+from tickwire.recording import received
 from tickwire.vendors.coinbase.parser import PARSER, CoinbaseState, iso_to_ns
 
 FIX = Path(__file__).parents[1] / "fixtures" / "coinbase"
@@ -24,18 +25,7 @@ FULL_SESSION = (
 T0 = 1_618_677_817_077_736_000
 
 
-def recorded(path: Path) -> list[tuple[int, bytes]]:
-    """Received frames of a recorded session: (ts_recv ns from the exact seconds text, payload)."""
-    out = []
-    for line in path.read_bytes().splitlines():
-        head, sep, payload = line.partition(b": ")
-        if sep and head[:1].isdigit() and b" " not in head:  # "EPOCH: payload" = a received frame
-            whole, _, frac = head.decode().partition(".")
-            out.append((int(whole) * 10**9 + int(frac.ljust(9, "0")[:9] or "0"), payload))
-    return out
-
-
-FRAMES = recorded(FIX / "ws-session-head.txt")
+FRAMES = received(FIX / "ws-session-head.txt")
 
 
 def env(seq: int = 1, ts_recv: int = T0, stream: str = "feed") -> Envelope:
@@ -148,7 +138,7 @@ def test_session_head_parses_without_errors() -> None:
 def test_whole_recorded_session_parses_without_errors() -> None:
     st = PARSER.new_state(PRODUCTS)
     kinds: Counter[str] = Counter()
-    for seq, (ts, payload) in enumerate(recorded(FULL_SESSION), 1):
+    for seq, (ts, payload) in enumerate(received(FULL_SESSION), 1):
         out = PARSER.parse(payload, env(seq, ts), st)
         assert not out.gaps and not out.resync  # trade ids are contiguous per product in the recording
         kinds.update(type(r).__name__ for r in out.records)

@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import msgpack
 
+from tickwire.recording import load_recording
 from tickwire.simulators import cli
-from tickwire.simulators.market import fmt_fixed, fmt_trim, iso_us, load_recording, paced, rfc3339_ns
+from tickwire.simulators.market import fmt_fixed, fmt_trim, iso_us, paced, rfc3339_ns
 from tickwire.vendors.alpaca.simulator import encode
 from tickwire.vendors.binance.market import SymbolBook
 from tickwire.vendors.coinbase.simulator import Product

@@ -40,7 +40,7 @@ class RawEvent:
 @cache
 def recorded_frames(vendor: str) -> tuple[bytes, ...]:
     """Exact payloads received in the shared recorded WebSocket session of ``vendor`` (binance|coinbase)."""
-    from tickwire.simulators.market import load_recording
+    from tickwire.recording import load_recording
 
     name = {"binance": "cryptofeed-BINANCE.ws.1.0", "coinbase": "cryptofeed-COINBASE.ws.28.0"}[vendor]
     return tuple(p for _, p in load_recording(RECORDED / name).frames)
@@ -49,7 +49,7 @@ def recorded_frames(vendor: str) -> tuple[bytes, ...]:
 @cache
 def coinbase_products() -> bytes | None:
     """The recorded Coinbase ``/products`` REST answer (product metadata), published once per backlog."""
-    from tickwire.simulators.market import load_recording
+    from tickwire.recording import load_recording
 
     rest = load_recording(RECORDED / "cryptofeed-COINBASE.0").rest
     return next(iter(rest.values()), None)

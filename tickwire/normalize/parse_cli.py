@@ -23,25 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
+from tickwire import recording
 from tickwire.contract.codec import to_json_dict
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError
 from tickwire.contract.routing import key_for, topic_for
-from tickwire.contract.symbols import seconds_text_to_ns
 from tickwire.vendors import UnknownVendorError, get_parser
 from tickwire.vendors import names as vendors
 
-_OPEN = re.compile(r"^(\S+) <-> (\d+(?:\.\d+)?)\s*$")
-_SENT = re.compile(r"^(\S+) <- (\d+(?:\.\d+)?): ")
-_REST = re.compile(r"^(\S+) -> (\d+(?:\.\d+)?): ")
-_RECV = re.compile(r"^(\d+(?:\.\d+)?): ")
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 Item = tuple[int, bytes, str | None, int | None]  # (line number, payload, stream or None, ts_recv or None)
@@ -53,23 +48,13 @@ def rest_stream(url: str) -> str:
     return f"rest.{last}" + (f"?{query}" if query else "")
 
 
-def is_recorded(first_line: str) -> bool:
-    return bool(_OPEN.match(first_line) or _REST.match(first_line) or _SENT.match(first_line))
-
-
-def recorded_items(lines: Iterator[tuple[int, str]], ws_stream: Any) -> Iterator[Item]:
-    """Parse a recorded session; ``ws_stream(url)`` names the stream of a WebSocket URL."""
-    stream: str | None = None
-    for n, line in lines:
-        line = line.rstrip("\r\n")
-        if m := _OPEN.match(line):
-            stream = ws_stream(m.group(1))
-        elif _SENT.match(line):
-            continue
-        elif m := _REST.match(line):
-            yield n, line[m.end() :].encode(), rest_stream(m.group(1)), seconds_text_to_ns(m.group(2))
-        elif m := _RECV.match(line):
-            yield n, line[m.end() :].encode(), stream, seconds_text_to_ns(m.group(1))
+def recorded_items(lines: Iterable[bytes], ws_stream: Any) -> Iterator[Item]:
+    """Payloads of a recorded session; ``ws_stream(url)`` names the stream of a WebSocket URL."""
+    for e in recording.events(lines):
+        if e.kind == "recv":
+            yield e.line, e.payload, ws_stream(e.url), e.ts_ns
+        elif e.kind == "rest":
+            yield e.line, e.payload, rest_stream(e.url), e.ts_ns
 
 
 def dbn_items(data: bytes, batch: int) -> Iterator[Item]:
@@ -113,15 +98,13 @@ def _items(args: argparse.Namespace, parser: Any, fh: IO[bytes]) -> Iterator[Ite
             yield n, data[start:end], fixed, None
             start = end
         return
-    text = data.decode()
-    lines = list(enumerate(text.splitlines(), 1))
-    first = next((ln for _, ln in lines if ln.strip()), "")
-    if is_recorded(first):
-        yield from recorded_items(iter(lines), ws_stream)
+    lines = data.splitlines()
+    if recording.is_recorded(next((ln for ln in lines if ln.strip()), b"")):
+        yield from recorded_items(lines, ws_stream)
         return
-    for n, ln in lines:
+    for n, ln in enumerate(lines, 1):
         if ln.strip():
-            yield n, ln.encode(), fixed, None
+            yield n, ln, fixed, None
 
 
 def _emit(rec: Any, out: IO[str]) -> None:

@@ -10,9 +10,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tickwire.recording import load_recording
 from tickwire.resources import recorded_dir
 
 if TYPE_CHECKING:
@@ -78,44 +78,6 @@ def iso_us(ns: int) -> str:
     """'2021-04-17T16:43:37.077736Z' (Coinbase style, microseconds)."""
     s, frac = divmod(ns, 1_000_000_000)
     return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac // 1000:06d}Z"
-
-
-@dataclass
-class Recording:
-    """A cryptofeed-format recorded session (see shared/data/recorded/README.md).
-
-    `frames` are received payloads (exact bytes) with their receive time; `client` the frames the
-    client sent; `rest` maps a REST URL to its exact answer bytes.
-    """
-
-    url: str = ""
-    opened: float = 0.0
-    frames: list[tuple[float, bytes]] = field(default_factory=list)
-    client: list[tuple[float, bytes]] = field(default_factory=list)
-    rest: dict[str, bytes] = field(default_factory=dict)
-
-
-def load_recording(*paths: str | Path) -> Recording:
-    rec = Recording()
-    for path in paths:
-        for line in Path(path).read_bytes().split(b"\n"):
-            if not line or line.startswith(b"configuration: "):
-                continue
-            if line[:1].isdigit():  # "EPOCH: PAYLOAD" - a frame received from the vendor
-                ts, payload = line.split(b": ", 1)
-                rec.frames.append((float(ts), payload))
-                continue
-            url, rest = line.split(b" ", 1)
-            arrow, rest = rest.split(b" ", 1)
-            if arrow == b"<->":
-                rec.url, rec.opened = url.decode(), float(rest)
-            else:
-                ts, payload = rest.split(b": ", 1)
-                if arrow == b"<-":
-                    rec.client.append((float(ts), payload))
-                elif arrow == b"->":
-                    rec.rest[url.decode()] = payload
-    return rec
 
 
 async def replay(

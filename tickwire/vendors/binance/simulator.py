@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from tickwire.recording import Recording
 from tickwire.simulators.base import Conn, RestAnswer, SimServer, json_answer
-from tickwire.simulators.market import Recording, add_replay_arguments, now_ns, paced, replay, replay_kwargs
+from tickwire.simulators.market import add_replay_arguments, now_ns, paced, replay, replay_kwargs
 from tickwire.vendors.binance.market import E8, INTERVALS_MS, Emit, SymbolBook
 
 STREAM_RE = re.compile(

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
+from tickwire.recording import Recording
 from tickwire.simulators.base import Conn, RestAnswer, SimServer, json_answer
 from tickwire.simulators.market import (
-    Recording,
     add_replay_arguments,
     fmt_fixed,
     fmt_trim,

@@ -11,7 +11,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "infra": ("tickwire.infra.cli", "start/stop/status of the local Kafka, Redis, NATS"),
-    "topics": ("tickwire.topics", "apply/check topics.yaml against a Kafka cluster"),
+    "topics": ("tickwire.topic_admin", "apply/check topics.yaml against a Kafka cluster"),
     "simulate": ("tickwire.simulators.cli", "run a vendor simulator speaking the vendor's wire protocol"),
     "ingest": ("tickwire.ingest.cli", "run a vendor producer: vendor payloads -> <vendor>.raw"),
     "subscriptions": (

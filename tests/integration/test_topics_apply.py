@@ -15,7 +15,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.helpers import unique_name, wait_for
-from tickwire import topics
+from tickwire import topic_admin, topics
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def _visible(admin: AdminClient, name: str, partitions: int) -> None:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    rc = topics.main(list(argv))
+    rc = topic_admin.main(list(argv))
     out = capsys.readouterr()
     return rc, out.out + out.err
 

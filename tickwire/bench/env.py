@@ -21,6 +21,7 @@ from typing import Any
 
 from tickwire.bench.stats import rss_summary
 from tickwire.logs import kv
+from tickwire.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -222,16 +223,7 @@ def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.2) 
 def create_topics(
     bootstrap: str, names: Iterable[str], partitions: int = 3, configs: dict[str, str] | None = None
 ) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futs = admin.create_topics([NewTopic(n, partitions, 1, config=configs or {}) for n in names])
-    for f in futs.values():
-        try:
-            f.result(30)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+    ensure_topics(bootstrap, dict.fromkeys(names, partitions), configs=configs)
 
 
 def delete_prefixed(bootstrap: str, prefix: str) -> int:

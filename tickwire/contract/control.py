@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tickwire.contract.codec import Codec, Subscription
 from tickwire.logs import kv
+from tickwire.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +31,7 @@ def control_key(vendor: str, stream_type: str) -> str:
 
 def ensure_topic(bootstrap: str, topic: str, timeout: float = 15.0) -> None:
     """Create the compacted control topic when missing (the topics tool normally has)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    md = admin.list_topics(timeout=timeout)
-    if topic in md.topics and md.topics[topic].error is None:
-        return
-    fut = admin.create_topics(
-        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"})],
-        operation_timeout=timeout,
-    )[topic]
-    try:
-        fut.result(timeout)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
+    ensure_topics(bootstrap, {topic: 1}, configs={"cleanup.policy": "compact"}, timeout=timeout)
 
 
 class ControlReader:

@@ -1,4 +1,4 @@
-"""`tickwire parse --source VENDOR [FILE|-]`: offline normalization, same parser code, no Kafka.
+"""`tickwire parse --source VENDOR [FILE|-]`: offline normalization, the live normalizer's per-message path.
 
 Input (auto-detected):
 - a recorded session (``URL <-> T`` opens a connection; ``URL <- T: P`` sent, skipped; ``T: P`` received,
@@ -29,13 +29,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
-from tickwire import recording
-from tickwire.contract.codec import to_json_dict
-from tickwire.contract.envelope import Envelope
-from tickwire.contract.parser import ParseError
+from tickwire import recording, vendors
+from tickwire.contract.codec import Codec, to_json_dict
+from tickwire.contract.envelope import H_ERROR_MESSAGE, Envelope
 from tickwire.contract.routing import key_for, topic_for
+from tickwire.normalize.config import NormalizerSettings
+from tickwire.normalize.pipeline import Pipeline, RawMessage
 from tickwire.vendors import UnknownVendorError, get_parser
-from tickwire.vendors import names as vendors
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -107,20 +107,39 @@ def _items(args: argparse.Namespace, parser: Any, fh: IO[bytes]) -> Iterator[Ite
             yield n, ln, fixed, None
 
 
-def _emit(rec: Any, out: IO[str]) -> None:
+def _emit(topic: str, key: bytes | None, rec: Any, out: IO[str]) -> None:
     value = to_json_dict(rec)
-    doc = {"topic": topic_for(rec), "key": key_for(rec).decode(), "schema": value["schema"], "value": value}
+    doc = {"topic": topic, "key": (key or b"").decode(), "schema": value["schema"], "value": value}
     out.write(json.dumps(doc, separators=(",", ":")) + "\n")
 
 
+def offline_pipeline(codec: Codec) -> Pipeline:
+    """The normalizer's per-message core with the live normalizer's settings, over an in-memory store."""
+    s = NormalizerSettings.load()
+    return Pipeline(
+        get_parser=get_parser,
+        encode=codec.encode,
+        topic_for=topic_for,
+        key_for=key_for,
+        store={},
+        bar_sources=s.bar_source_set(),
+        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
+        seq_gap_sources=s.seq_gap_source_set(),
+    )
+
+
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Every payload through ``Pipeline.process`` (validation, crossed flag, dedupe, bars, DLQ) as one
+    partition of ``<source>.raw``: the records the live normalizer publishes for the same raw records."""
     try:
+        spec = vendors.spec(args.source)
         parser = get_parser(args.source)
     except (UnknownVendorError, ImportError) as exc:
         err.write(f"tickwire parse: {exc}\n")
         return 2
-    content_type = args.content_type or ("dbn" if args.source == "databento" else "json")
-    state = parser.new_state(None)
+    content_type = args.content_type or spec.content_type
+    codec = Codec(None)
+    pipe = offline_pipeline(codec)
     rejected = 0
     fh: IO[bytes] = sys.stdin.buffer if args.file in (None, "-") else Path(args.file).open("rb")  # noqa: SIM115
     try:
@@ -133,16 +152,16 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 ts_recv=ts_recv if ts_recv is not None else time.time_ns(),
                 content_type="dbn" if payload[:3] == b"DBN" else content_type,
             )
-            try:
-                res = parser.parse(payload, env, state)
-            except ParseError as exc:
+            msg = RawMessage(spec.raw_topic, 0, seq - 1, None, payload, env.to_headers())
+            res = pipe.process(msg)
+            if res.status == "dlq":
                 rejected += 1
-                err.write(json.dumps({"error": str(exc), "class": "ParseError", "line": line}) + "\n")
-                continue
-            for rec in res.records:
-                _emit(rec, out)
-            for gap in res.gaps:
-                _emit(gap, out)
+                dlq = next(o for o in res.outputs if o.headers is not None)
+                reason = dict(dlq.headers or ()).get(H_ERROR_MESSAGE, b"").decode(errors="replace")
+                err.write(json.dumps({"error": reason, "class": res.error_class, "line": line}) + "\n")
+            for o in res.outputs:
+                if o.headers is None:  # canonical records and gaps; the DLQ copy was reported above
+                    _emit(o.topic, o.key, codec.decode(o.value), out)
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
@@ -151,7 +170,7 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def build_argparser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tickwire parse", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", required=True, help=f"vendor id: {', '.join(vendors())}")
+    ap.add_argument("--source", required=True, help=f"vendor id: {', '.join(vendors.names())}")
     ap.add_argument("file", nargs="?", default="-", help="input file, or - for stdin (default)")
     ap.add_argument("--stream", help="stream id for the envelopes (default: from the recording's URL)")
     ap.add_argument("--content-type", choices=["json", "msgpack", "dbn", "text", "fix"], help="payload type")

@@ -25,4 +25,5 @@ SPEC = VendorSpec(
     run="tickwire.vendors.databento:run_components",
     bar_source=True,
     seq_gap=True,
+    content_type="dbn",
 )

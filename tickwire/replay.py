@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from tickwire import vendors
+from tickwire.contract.adapter import RawSink
 
 
 def _targets() -> dict[str, tuple[str, str]]:
@@ -34,5 +35,13 @@ def main(argv: list[str]) -> int:
         print(f"tickwire replay: unknown target {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(_targets()[name][0])
-    rc: int = module.main(rest)
+    if name == "offsets":
+        rc: int = module.main(rest)
+        return rc
+    from tickwire.ingest.producer import RawProducer
+
+    def make_sink(bootstrap: str, client_id: str, queue_max_kbytes: int) -> RawSink:
+        return RawProducer(bootstrap, client_id=client_id, queue_max_kbytes=queue_max_kbytes)
+
+    rc = module.main(rest, make_sink)
     return rc

@@ -185,12 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--headless", action="store_true", help="no live view (implied by --duration)")
     p.add_argument("--rate", type=float, default=200.0, help="events/s per simulator (generate mode)")
     p.add_argument("--no-infra", action="store_true", help="use servers named by the environment")
-    p.add_argument("--no-dbn", action="store_true", help="skip the Databento DBN replay")
+    p.add_argument("--no-replay", "--no-dbn", action="store_true", help="skip the vendors' file replays")
     p.add_argument("--log-dir", type=Path, default=REPO / ".local" / "run", help="component logs")
     args = p.parse_args(argv)
     logs.setup()
     bootstrap = _prepare(args.no_infra)
-    sup = Supervisor(build_specs(args.rate, not args.no_dbn), args.log_dir)
+    sup = Supervisor(build_specs(args.rate, not args.no_replay), args.log_dir)
     stop = False
 
     def _stop(*_: object) -> None:

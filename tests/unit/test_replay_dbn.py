@@ -273,8 +273,8 @@ def test_dispatcher() -> None:
 
 
 def test_cli_rejects_non_dbn_file(tmp_path: Path) -> None:
-    from tickwire.vendors.databento.replay import main
+    from tickwire import replay
 
     bad = tmp_path / "bad.dbn"
     bad.write_bytes(b"not dbn at all")
-    assert main([str(bad), "--no-progress"]) == 2
+    assert replay.main(["dbn", str(bad), "--no-progress"]) == 2

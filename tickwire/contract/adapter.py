@@ -7,6 +7,7 @@ reconnects after the vendor's hint, ``SymbolLimitError`` keeps what was accepted
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 Subs = dict[str, frozenset[str]]  # stream_type -> symbols
@@ -73,3 +74,26 @@ def diff_subs(new: Subs, old: Subs) -> tuple[Subs, Subs]:
     added = {t: s - old.get(t, frozenset()) for t, s in new.items()}
     removed = {t: s - new.get(t, frozenset()) for t, s in old.items()}
     return {t: s for t, s in added.items() if s}, {t: s for t, s in removed.items() if s}
+
+
+class RawSink(Protocol):
+    """Where producers put raw records: the one producer wrapper (``tickwire.ingest.producer``) is one.
+    Vendor code receives a sink (or a factory of sinks) instead of importing the ingest stage."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        *,
+        stream: str | None = None,
+    ) -> bool: ...
+
+    def poll(self, timeout: float = 0.0) -> int: ...
+
+    def flush(self, timeout: float = 30.0) -> int: ...
+
+
+# (bootstrap servers, client id, local queue bound in kB) -> a sink
+SinkFactory = Callable[[str, str, int], RawSink]

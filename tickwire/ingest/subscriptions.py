@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 
-from tickwire import logs
+from tickwire import logs, vendors
 from tickwire.contract.codec import Codec, Subscription
 from tickwire.contract.control import CONTROL_TOPIC, ControlReader, control_key
 from tickwire.ingest.producer import RawProducer
@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Add/remove/list desired vendor subscriptions (compacted control topic).",
     )
     p.add_argument("action", choices=("add", "remove", "list"))
-    p.add_argument("vendor", nargs="?", help="alpaca | alpaca-crypto | binance | coinbase")
+    p.add_argument(
+        "vendor", nargs="?", help=" | ".join(v for s in vendors.specs().values() for v in s.control_vendors)
+    )
     p.add_argument("stream_type", nargs="?", help="e.g. trades, quotes, bars, aggTrade, depth@100ms, ticker")
     p.add_argument("symbols", nargs="*", help="vendor symbols (add/remove)")
     p.add_argument(

@@ -35,6 +35,7 @@ from typing import Any, cast
 import databento_dbn as dbn
 
 from tickwire import __version__
+from tickwire.contract.adapter import RawSink, SinkFactory
 from tickwire.contract.envelope import H_SEQ, H_TS_RECV, Envelope
 from tickwire.logs import kv, setup
 
@@ -194,7 +195,7 @@ class Replayer:
     def __init__(
         self,
         files: Sequence[DbnFile],
-        producer: Any,
+        producer: RawSink,
         *,
         topic: str,
         speed: float,
@@ -321,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], make_sink: SinkFactory) -> int:
+    """``make_sink`` is the producer wrapper (injected by ``tickwire replay``: vendors import no stage)."""
     a = build_parser().parse_args(argv)
     setup()
     if a.batch < 1 or a.speed < 0:
@@ -333,9 +335,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError, dbn.DBNError) as exc:
         print(f"tickwire replay dbn: {exc}", file=sys.stderr)
         return 2
-    from tickwire.ingest.producer import RawProducer
-
-    producer = RawProducer(a.bootstrap, client_id="tickwire-replay-dbn", queue_max_kbytes=a.queue_max_kbytes)
+    producer = make_sink(a.bootstrap, "tickwire-replay-dbn", a.queue_max_kbytes)
     stream = a.stream or stream_name([f.metadata.dataset for f in files])
     rep = Replayer(
         files, producer, topic=a.topic, speed=a.speed, batch=a.batch, stream=stream,

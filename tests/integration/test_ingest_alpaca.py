@@ -137,7 +137,7 @@ def test_session_is_complete_byte_exact_and_in_order(
     for i in range(300):
         sim.publish([sim.make_event("AAPL" if i % 3 else "SPY")])
     sent = sent_frames(sim)
-    wait_for(lambda: p.runner._seq.get("stocks.iex", 0) >= len(sent), 20, "all frames read")
+    wait_for(lambda: p.runner.seq("stocks.iex") >= len(sent), 20, "all frames read")
     p.stop()
     assert p.rc == 0
     msgs = consume(bootstrap, prefix + "alpaca.raw", until=lambda o: len(o) >= len(sent), timeout=30)
@@ -163,17 +163,17 @@ def test_twenty_drops_reconnect_resubscribe_and_emit_one_gap_each(bootstrap: str
     try:
         p = Producer(settings(bootstrap, prefix, symbols=("AAPL", "SPY")), sim.url + "/v2/iex")
         for i in range(20):
-            seq0 = p.runner._seq.get("stocks.iex", 0)
+            seq0 = p.runner.seq("stocks.iex")
             wait_for(
-                lambda seq0=seq0: p.runner.ready.is_set() and p.runner._seq.get("stocks.iex", 0) > seq0 + 5,
+                lambda seq0=seq0: p.runner.ready.is_set() and p.runner.seq("stocks.iex") > seq0 + 5,
                 20,
                 f"data on connection {i + 1}",
             )
             sim.inject("drop")
         wait_for(lambda: p.runner.connections == 21 and p.runner.ready.is_set(), 20, "21st connection")
-        seq0 = p.runner._seq.get("stocks.iex", 0)
-        wait_for(lambda: p.runner._seq.get("stocks.iex", 0) > seq0 + 5, 20, "data after the last drop")
-        total = p.runner._seq["stocks.iex"]
+        seq0 = p.runner.seq("stocks.iex")
+        wait_for(lambda: p.runner.seq("stocks.iex") > seq0 + 5, 20, "data after the last drop")
+        total = p.runner.seq("stocks.iex")
         p.stop()
     finally:
         sim.stop()
@@ -292,8 +292,8 @@ def test_live_subscription_add_remove_and_restart(bootstrap: str, prefix: str) -
 
         assert subscriptions_main(["remove", "alpaca", "trades", "MSFT", *base]) == 0
         wait_for(lambda: sim.connections[-1].subscriptions == {"trades:AAPL"}, 15, "unsubscribed")
-        seq_mark = p.runner._seq["stocks.iex"]
-        wait_for(lambda: p.runner._seq["stocks.iex"] > seq_mark + 30, 20, "more data")
+        seq_mark = p.runner.seq("stocks.iex")
+        wait_for(lambda: p.runner.seq("stocks.iex") > seq_mark + 30, 20, "more data")
         assert p.runner.connections == 1 and len(sim.connections) == 2
         p.stop()
     finally:
@@ -334,7 +334,7 @@ def test_broker_outage_loses_nothing(prefix: str, manual_sim: AlpacaSimulator) -
         for _ in range(100):
             sim.publish([sim.make_event("AAPL")])
         sent = sent_frames(sim)
-        wait_for(lambda: p.runner._seq.get("stocks.iex", 0) >= len(sent), 30, "all frames read")
+        wait_for(lambda: p.runner.seq("stocks.iex") >= len(sent), 30, "all frames read")
         p.stop()  # flushes
         msgs = consume(
             cfg.kafka_bootstrap, prefix + "alpaca.raw", until=lambda o: len(o) >= len(sent), timeout=60

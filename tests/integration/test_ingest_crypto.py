@@ -106,7 +106,7 @@ def test_binance_session_live_subscribe_and_rest_snapshots(bootstrap: str) -> No
         runner, t = run_producer(
             s, BinanceAdapter(s, url=sim.url + "/stream", rest_url=sim.http_url), binance_subs(s)
         )
-        wait_for(lambda: runner.ready.is_set() and runner._seq.get("spot", 0) > 50, 20, "data")
+        wait_for(lambda: runner.ready.is_set() and runner.seq("spot") > 50, 20, "data")
         assert (
             subscriptions_main(
                 ["add", "binance", "aggTrade", "ETHUSDT", "--bootstrap", bootstrap, "--topic-prefix", prefix]
@@ -131,13 +131,13 @@ def test_binance_session_live_subscribe_and_rest_snapshots(bootstrap: str) -> No
             == 0
         )
         wait_for(
-            lambda: runner._seq.get("rest.depth?symbol=BNBUSDT&limit=1000"), 15, "snapshot after live add"
+            lambda: runner.out.last_seq("rest.depth?symbol=BNBUSDT&limit=1000"), 15, "snapshot after live add"
         )
-        mark = runner._seq["spot"]
-        wait_for(lambda: runner._seq["spot"] > mark + 50, 20, "more data")
+        mark = runner.seq("spot")
+        wait_for(lambda: runner.seq("spot") > mark + 50, 20, "more data")
         runner.stop()
         t.join(30)
-        total = sum(runner._seq.values())
+        total = sum(runner.out.seqs().values())
     finally:
         sim.stop()
     msgs = consume(bootstrap, prefix + "binance.raw", total, 30)
@@ -162,14 +162,14 @@ def test_coinbase_session_products_and_reconnect(bootstrap: str) -> None:
     try:
         s = CoinbaseSettings.load(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, **COMMON)
         runner, t = run_producer(s, CoinbaseAdapter(s, url=sim.url, rest_url=sim.http_url), coinbase_subs(s))
-        wait_for(lambda: runner.ready.is_set() and runner._seq.get("feed", 0) > 50, 20, "data")
+        wait_for(lambda: runner.ready.is_set() and runner.seq("feed") > 50, 20, "data")
         sim.inject("drop")
         wait_for(lambda: runner.connections == 2 and runner.ready.is_set(), 20, "reconnected")
-        mark = runner._seq["feed"]
-        wait_for(lambda: runner._seq["feed"] > mark + 50, 20, "data after reconnect")
+        mark = runner.seq("feed")
+        wait_for(lambda: runner.seq("feed") > mark + 50, 20, "data after reconnect")
         runner.stop()
         t.join(30)
-        total = sum(runner._seq.values())
+        total = sum(runner.out.seqs().values())
     finally:
         sim.stop()
     assert sim.connections[1].subscriptions == sim.connections[0].subscriptions != set()

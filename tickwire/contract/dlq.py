@@ -21,16 +21,23 @@ def dlq_topic(src_topic: str) -> str:
 
 
 def dlq_headers(
-    headers: Headers, exc: BaseException, src_topic: str, partition: int, offset: int
+    headers: Headers,
+    exc: BaseException,
+    src_topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
 ) -> list[tuple[str, bytes]]:
-    # Original headers first (minus stale DLQ headers when a DLQ record is itself re-fed), then ours.
+    """The one DLQ header builder (normalizer, bridges, producers). Original headers first (minus stale
+    DLQ headers when a DLQ record is itself re-fed), then why and, for a consumed record, where from.
+    A producer's record that never reached Kafka (e.g. an oversized frame) has no source position."""
     out = [(k, v if v is not None else b"") for k, v in headers if k not in _DLQ_HEADERS]
     message = str(exc) or repr(exc)
     out += [
         (H_ERROR_CLASS, type(exc).__name__.encode()),
         (H_ERROR_MESSAGE, message.encode("utf-8", "replace")[:MAX_MESSAGE]),
-        (H_SRC_TOPIC, src_topic.encode()),
-        (H_SRC_PARTITION, str(partition).encode()),
-        (H_SRC_OFFSET, str(offset).encode()),
     ]
+    if src_topic is not None:
+        out.append((H_SRC_TOPIC, src_topic.encode()))
+    if partition is not None and offset is not None:
+        out += [(H_SRC_PARTITION, str(partition).encode()), (H_SRC_OFFSET, str(offset).encode())]
     return out

@@ -1,1 +1,1 @@
-"""Stage 1, producers: the one producer wrapper, the one reconnect runner, health; vendors from the registry."""
+"""Stage 1, producers: the producer wrapper, the reconnect runner, the publisher, health."""

@@ -174,7 +174,9 @@ def main(argv: list[str]) -> int:
         print(f"tickwire ingest {args.vendor}: {exc}", file=sys.stderr)
         return 2
     log.info("starting %s", kv(source=adapter.source, stream=adapter.stream, url=adapter.url(subs)))
-    rc = run(settings, adapter, subs)
+    # Optional vendor hook ``on_runner(runner)``: start vendor-side helpers beside the runner.
+    hook = getattr(vendors.load(vendors.spec(args.vendor).ingest or ""), "on_runner", None)
+    rc = run(settings, adapter, subs, on_runner=hook)
     if rc != 0:
         print(f"tickwire ingest {args.vendor}: stopped on a fatal vendor error (see log)", file=sys.stderr)
     return rc

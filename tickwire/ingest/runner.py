@@ -32,10 +32,10 @@ from tickwire.contract.adapter import (
     VendorWarning,
     diff_subs,
 )
-from tickwire.contract.envelope import H_ERROR_CLASS, H_ERROR_MESSAGE, Envelope
 from tickwire.contract.settings import IngestSettings
 from tickwire.ingest import health
 from tickwire.ingest.producer import RawProducer
+from tickwire.ingest.publisher import RawPublisher
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,12 @@ class Runner:
         self.producer = producer
         self.s = settings
         self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, settings.healthy_reset_s)
-        self.session = session if session is not None else time.time_ns()
-        self._encode = encode
+        self.out = RawPublisher(
+            producer, settings, adapter.source, adapter.content_type, encode=encode, session=session
+        )
+        self.session = self.out.session
         self._rest_get = rest_get or _http_get
-        self.raw_topic = settings.topic(f"{adapter.source}.raw")
-        self.dlq_topic = settings.topic(f"{adapter.source}.raw.dlq")
-        self.gaps_topic = settings.topic("tickwire.gaps")
-        self._seq: dict[str, int] = {}
-        self._seq_lock = threading.Lock()
+        self.raw_topic = self.out.raw_topic
         self._desired: Subs = {t: frozenset(v) for t, v in subs.items()}
         self._active: Subs = {}  # what the open connection is subscribed to
         self._desired_lock = threading.Lock()
@@ -130,10 +128,11 @@ class Runner:
     # -- publishing --
 
     def next_seq(self, stream: str) -> int:
-        with self._seq_lock:
-            n = self._seq.get(stream, 0) + 1
-            self._seq[stream] = n
-            return n
+        return self.out.next_seq(stream)
+
+    def seq(self, stream: str) -> int:
+        """The last seq published on ``stream`` (0 before the first)."""
+        return self.out.last_seq(stream) or 0
 
     def publish(
         self,
@@ -146,59 +145,17 @@ class Runner:
     ) -> int:
         """Publish one received payload; returns its seq."""
         stream = stream or self.adapter.stream
-        src = self.adapter.source
-        health.MESSAGES_RECEIVED.labels(src, stream).inc()
-        health.BYTES_RECEIVED.labels(src, stream).inc(len(frame))
-        seq = self.next_seq(stream)
-        env = Envelope(
-            src, stream, self.session, seq, ts_recv, content_type or self.adapter.content_type, __version__
-        )
-        if len(frame) > self.s.max_frame_bytes:
-            msg = f"frame of {len(frame)} bytes exceeds max_frame_bytes={self.s.max_frame_bytes}"
-            headers = [*env.to_headers(), (H_ERROR_CLASS, b"FrameTooLarge"), (H_ERROR_MESSAGE, msg.encode())]
-            health.DLQ.labels(src, stream, "FrameTooLarge").inc()
-            log.error("oversized frame to DLQ %s", kv(stream=stream, seq=seq, size=len(frame)))
-            self.producer.produce(
-                self.dlq_topic, frame[: self.s.dlq_head_bytes], stream.encode(), headers, stream=stream
-            )
-            return seq
         if key is None and stream == self.adapter.stream:
             try:
                 key = self.adapter.classify(frame)
             except Exception:  # malformed frames are still published raw, keyed by stream
                 key = None
-        self.producer.produce(
-            self.raw_topic, frame, (key or stream).encode(), env.to_headers(), stream=stream
-        )
-        return seq
+        return self.out.publish(frame, ts_recv, stream=stream, key=key, content_type=content_type)
 
     def _emit_gap(self, first_seq_after: int | None, ts_end: int) -> None:
-        from tickwire.contract.records import Gap
-
-        g = self._gap
-        if g is None:
-            return
-        self._gap = None
-        gap = Gap(
-            source=self.adapter.source,
-            stream=self.adapter.stream,
-            reason="reconnect",
-            detected_by="producer",
-            last_seq_before=g.last_seq,
-            first_seq_after=first_seq_after,
-            ts_start=g.ts_start,
-            ts_end=ts_end,
-            detail=g.detail,
-        )
-        try:
-            self.producer.produce(
-                self.gaps_topic, self._encode(gap), self.adapter.stream.encode(), [], stream="gaps"
-            )
-            health.GAPS.labels(self.adapter.source, self.adapter.stream, "reconnect").inc()
-        except Exception:
-            log.exception("gap record failed %s", kv(stream=self.adapter.stream))
-
-    # -- REST side fetches (own thread: the read loop must keep reading) --
+        g, self._gap = self._gap, None
+        if g is not None:
+            self.out.gap(self.adapter.stream, g.last_seq, first_seq_after, g.ts_start, ts_end, g.detail)
 
     def _start_rest(self, added: Subs, *, reconnected: bool) -> None:
         reqs = self.adapter.rest_requests(added, reconnected)
@@ -287,8 +244,7 @@ class Runner:
         if ws is not None:
             with contextlib.suppress(Exception):
                 ws.close(timeout=1)
-        with self._seq_lock:
-            last = self._seq.get(self.adapter.stream)
+        last = self.out.last_seq(self.adapter.stream)
         # Nothing received yet: nothing missed. A deliberate stop ends the stream; it is no gap.
         if last is not None and self._gap is None and not self._stop.is_set():
             self._gap = _Pending(last, self.last_frame_ns or time.time_ns(), f"connection lost ({reason})")

@@ -63,3 +63,27 @@ class VendorSpec:
     @property
     def raw_topic(self) -> str:
         return f"{self.name}.raw"
+
+
+def simulated_feed(
+    ctx: RunContext,
+    vendor: str,
+    *,
+    ws_path: str = "",
+    rest: bool = False,
+    name: str | None = None,
+    sim_args: tuple[str, ...] = (),
+    ingest_args: tuple[str, ...] = (),
+) -> list[RunComponent]:
+    """The usual pair for ``tickwire run``: a vendor simulator on a free port and a producer pointed at it."""
+    port = ctx.free_port()
+    base = f"127.0.0.1:{port}"
+    suffix = f"-{name}" if name else ""
+    sim = ["simulate", vendor, "--port", str(port), "--rate", str(ctx.rate), *sim_args]
+    ingest = ["ingest", vendor, "--url", f"ws://{base}{ws_path}", *ingest_args]
+    if rest:
+        ingest += ["--rest-url", f"http://{base}"]
+    return [
+        RunComponent(f"sim-{vendor}{suffix}", sim, "simulator"),
+        RunComponent(f"ingest-{vendor}{suffix}", ingest, "producer", wants_metrics_port=True),
+    ]

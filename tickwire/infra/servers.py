@@ -9,20 +9,6 @@ from tickwire.infra.redis_nats import Nats, Redis
 from tickwire.infra.schema_registry import Registry, RegistryUnavailable, registry_java
 from tickwire.infra.server_base import Server
 
-__all__ = [
-    "SERVERS",
-    "Kafka",
-    "Nats",
-    "Redis",
-    "Registry",
-    "RegistryUnavailable",
-    "Server",
-    "env_exports",
-    "registry_java",
-    "servers",
-]
-
-
 SERVERS: dict[str, type[Server]] = {"kafka": Kafka, "redis": Redis, "nats": Nats, "registry": Registry}
 
 

@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import os
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec
+from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec, simulated_feed
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
     """Both feeds; with ALPACA_API_KEY/ALPACA_SECRET_KEY set, the real endpoints instead of simulators."""
-    real = bool(os.environ.get("ALPACA_API_KEY") and os.environ.get("ALPACA_SECRET_KEY"))
-    out: list[RunComponent] = []
     feeds = (
-        ("stocks", "/v2/iex", ["AAPL", "SPY", "QQQ"]),
-        ("crypto", "/v1beta3/crypto/us", ["BTC/USD", "ETH/USD"]),
+        ("stocks", "/v2/iex", ("AAPL", "SPY", "QQQ")),
+        ("crypto", "/v1beta3/crypto/us", ("BTC/USD", "ETH/USD")),
     )
+    out: list[RunComponent] = []
     for feed, path, symbols in feeds:
-        url: list[str] = []
-        if not real:
-            port = ctx.free_port()
-            sim = ["simulate", "alpaca", "--port", str(port), "--rate", str(ctx.rate), "--symbols", *symbols]
-            out.append(RunComponent(f"sim-alpaca-{feed}", [*sim, "--bar-interval", "5"], "simulator"))
-            url = ["--url", f"ws://127.0.0.1:{port}{path}"]
-        out.append(
-            RunComponent(
-                f"ingest-alpaca-{feed}",
-                ["ingest", "alpaca", "--feed", feed, *url],
-                "producer",
-                wants_metrics_port=True,
-            )
+        if os.environ.get("ALPACA_API_KEY") and os.environ.get("ALPACA_SECRET_KEY"):
+            argv = ["ingest", "alpaca", "--feed", feed]
+            out.append(RunComponent(f"ingest-alpaca-{feed}", argv, "producer", wants_metrics_port=True))
+            continue
+        sim_args = ("--symbols", *symbols, "--bar-interval", "5")
+        out += simulated_feed(
+            ctx, "alpaca", ws_path=path, name=feed, sim_args=sim_args, ingest_args=("--feed", feed)
         )
     return out
 

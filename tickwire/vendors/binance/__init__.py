@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec
+from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec, simulated_feed
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
-    port = ctx.free_port()
-    base = f"127.0.0.1:{port}"
-    return [
-        RunComponent(
-            "sim-binance", ["simulate", "binance", "--port", str(port), "--rate", str(ctx.rate)], "simulator"
-        ),
-        RunComponent(
-            "ingest-binance",
-            ["ingest", "binance", "--url", f"ws://{base}/stream", "--rest-url", f"http://{base}"],
-            "producer",
-            wants_metrics_port=True,
-        ),
-    ]
+    return simulated_feed(ctx, "binance", ws_path="/stream", rest=True)
 
 
 SPEC = VendorSpec(

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec
+from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec, simulated_feed
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
-    port = ctx.free_port()
-    base = f"127.0.0.1:{port}"
-    return [
-        RunComponent(
-            "sim-coinbase",
-            ["simulate", "coinbase", "--port", str(port), "--rate", str(ctx.rate)],
-            "simulator",
-        ),
-        RunComponent(
-            "ingest-coinbase",
-            ["ingest", "coinbase", "--url", f"ws://{base}", "--rest-url", f"http://{base}"],
-            "producer",
-            wants_metrics_port=True,
-        ),
-    ]
+    return simulated_feed(ctx, "coinbase", ws_path="", rest=True)
 
 
 SPEC = VendorSpec(

@@ -11,6 +11,7 @@ side/side_rule per the vendor's rule. A vendor is skipped only when its parser m
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -36,10 +37,12 @@ FIX = ROOT / "tests" / "fixtures"
 REC = Path("/work/shared/data/recorded")
 DBN_DIR = Path("/work/shared/data/dbn")
 MSGPACK_TS_RECV = 1_766_000_000 * 10**9  # after every fixture event (2025-12-17)
+FIX_TS_RECV = 1_798_761_600 * 10**9  # 2027-01-01, after the recorded LP session
 NS_2000, NS_2100 = 946_684_800 * 10**9, 4_102_444_800 * 10**9
 
 # vendor -> inputs: (kind, files, stream). kind: "session" (recorded format, files concatenated in
-# order into one session: REST answers first), "msgpack" (concatenated frames), "dbn" (one file).
+# order into one session: REST answers first), "msgpack" (concatenated frames), "dbn" (one file),
+# "fix" (one FIX message per line, as a QuickFIX/J LP sent them).
 INPUTS: dict[str, list[tuple[str, list[Path], str | None]]] = {
     "alpaca": [
         ("session", [FIX / "alpaca" / "stocks-iex.session.txt"], None),
@@ -50,6 +53,11 @@ INPUTS: dict[str, list[tuple[str, list[Path], str | None]]] = {
     "binance": [("session", [REC / "cryptofeed-BINANCE.0", REC / "cryptofeed-BINANCE.ws.1.0"], None)],
     "coinbase": [("session", [REC / "cryptofeed-COINBASE.0", REC / "cryptofeed-COINBASE.ws.28.0"], None)],
     "databento": [("dbn", [p], None) for p in sorted(DBN_DIR.glob("*.dbn*"))],
+    "fix": [("fix", [FIX / "fix" / "lp-session.fix"], "lp-alpha")],
+    "polygon": [
+        ("session", [FIX / "polygon" / "stocks.session.txt"], None),
+        ("session", [FIX / "polygon" / "options.session.txt"], None),
+    ],
 }
 
 Item = tuple[bytes, Envelope]
@@ -76,6 +84,10 @@ def _items(vendor: str, kind: str, files: list[Path], stream: str | None) -> Ite
                 Envelope(vendor, stream or "", 1, seq, MSGPACK_TS_RECV, "msgpack"),
             )
             start = unpacker.tell()
+    elif kind == "fix":
+        for line in files[0].read_bytes().splitlines():
+            seq += 1
+            yield line, Envelope(vendor, stream or "", 1, seq, FIX_TS_RECV, "fix")
     else:
         for _n, payload, _s, _ts in dbn_items(files[0].read_bytes(), 3):
             seq += 1
@@ -112,6 +124,9 @@ class RawFacts:
             dec.write(payload)
             self.dbn = dec.decode()[1:]
             return
+        if env.content_type == "fix":
+            self._fix(payload)
+            return
         if env.content_type == "msgpack":
             self.doc = msgpack.unpackb(payload, raw=False, timestamp=0)
         else:
@@ -130,6 +145,19 @@ class RawFacts:
                 self.amounts.add(parse_units(v))
         except AmountError:
             pass
+
+    def _fix(self, payload: bytes) -> None:
+        """tag=value: every decimal value is an amount; times are 272 x 273 (and 52 SendingTime)."""
+        fields = [f.split(b"=", 1) for f in payload.split(b"\x01") if b"=" in f]
+        for _tag, value in fields:
+            self._amount(value.decode())
+        dates = {v.decode() for t, v in fields if t == b"272"}
+        times = {v.decode() for t, v in fields if t == b"273"}
+        stamps = {(v[:8].decode(), v[9:].decode()) for t, v in fields if t == b"52"}
+        for d, t in {(d, t) for d in dates for t in times} | stamps:
+            whole, _, frac = t.partition(".")
+            day = dt.datetime.strptime(d + whole, "%Y%m%d%H:%M:%S").replace(tzinfo=dt.UTC)
+            self.times.add(int(day.timestamp()) * 10**9 + int(frac.ljust(9, "0")))
 
     def _time(self, v: Any) -> None:
         if isinstance(v, msgpack.Timestamp):
@@ -242,6 +270,48 @@ def _alpaca_exact(rec: Any, facts: RawFacts) -> list[str]:
     return errs
 
 
+_POLYGON_LOT_FIELDS = ("bid_size", "ask_size")
+
+
+def _polygon_exact(rec: Any, facts: RawFacts) -> list[str]:
+    """Field by field against the event: amounts from the number's text (stock quote sizes are round
+    lots of 100 shares), ts_event = ms time (bars: window start) x 1e6, option fields from the ticker."""
+    m = facts.doc[rec.sub_seq]
+    lot = 100 if isinstance(rec, Quote) and rec.asset_class == "equity" else 1
+    fields: dict[type[Any], dict[str, tuple[str, int]]] = {
+        Trade: {"price": ("p", 1), "size": ("ds" if "ds" in m else "s", 1)},
+        Quote: {
+            "bid_price": ("bp", 1),
+            "bid_size": ("bs", lot),
+            "ask_price": ("ap", 1),
+            "ask_size": ("as", lot),
+        },
+        Bar: {"open": ("o", 1), "high": ("h", 1), "low": ("l", 1), "close": ("c", 1), "volume": ("v", 1)},
+    }
+    errs = [
+        f"{f}={getattr(rec, f)} != raw {m[k]!r} x {n}"
+        for f, (k, n) in fields.get(type(rec), {}).items()
+        if getattr(rec, f) != parse_units(str(m[k])) * n
+    ]
+    want = int(m["s" if isinstance(rec, Bar) else "t"]) * 10**6
+    if rec.ts_event != want:
+        errs.append(f"ts_event {rec.ts_event} != raw ms x 1e6 {want}")
+    sym = str(m["sym"])
+    if sym.startswith("O:"):
+        tail = sym[-15:]  # YYMMDD C|P 8-digit strike: the root is whatever is left
+        root = sym[2:-15]
+        if rec.asset_class != "option" or rec.symbol != sym[2:] or getattr(rec, "underlying", root) != root:
+            errs.append(f"option symbol/underlying of {sym} wrong: {rec.symbol}")
+        if isinstance(rec, Trade):
+            want_opt = (f"20{tail[:2]}-{tail[2:4]}-{tail[4:6]}", tail[6], int(tail[7:]) * 10**6)
+            got = (rec.expiry.isoformat() if rec.expiry else None, rec.right, rec.strike)
+            if got != want_opt:
+                errs.append(f"option fields {got} != ticker {want_opt}")
+    elif rec.symbol != sym or rec.asset_class != "equity":
+        errs.append(f"symbol {rec.symbol} != raw {sym}")
+    return errs
+
+
 # ---- the test ------------------------------------------------------------------------------------------
 
 
@@ -265,7 +335,12 @@ def _check(vendor: str, rec: Any, facts: RawFacts, env: Envelope, codec: Codec) 
         if want_recv is not None and rec.ts_recv != want_recv:
             errs.append(f"ts_recv {rec.ts_recv} != DBN {want_recv}")
     else:
-        errs += [f"{k}={v} not a decimal in the payload" for k, v in _amounts(rec) if v not in facts.amounts]
+        lots = _POLYGON_LOT_FIELDS if vendor == "polygon" and isinstance(rec, Quote) else ()
+        errs += [
+            f"{k}={v} not a decimal in the payload"
+            for k, v in _amounts(rec)
+            if v not in facts.amounts and not (k in lots and rec.asset_class == "equity")
+        ]
         if rec.ts_event not in facts.times:
             errs.append(f"ts_event {rec.ts_event} is no vendor time in the payload")
         if rec.ts_recv != env.ts_recv:
@@ -285,6 +360,8 @@ def _check(vendor: str, rec: Any, facts: RawFacts, env: Envelope, codec: Codec) 
             errs.append(f"side {(rec.side, rec.side_rule)} != vendor rule {want}")
     if vendor == "alpaca":
         errs += _alpaca_exact(rec, facts)
+    if vendor == "polygon":
+        errs += _polygon_exact(rec, facts)
     return errs
 
 

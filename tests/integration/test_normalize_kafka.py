@@ -1,13 +1,13 @@
-"""The normalizer as a real faust worker against the local Kafka.
+"""The normalizer (tickwire.runtime, exactly-once) as real worker processes against the local Kafka.
 
 One raw topic (binance.raw, 3 partitions) gets the recorded Binance session followed by a synthetic
 aggTrade stream, with malformed payloads in between. What must come out is computed offline by the same
-pure Pipeline over each partition's records in order; the worker's output (read with read_committed)
-must equal it as a multiset: every record exactly once, bytes included. The worker is killed with
-SIGKILL five times mid-stream and restarted. Then the replay check: stop it, reset its group to the
-earliest offsets with `tickwire replay offsets --execute`, start it again: each output partition must
-then hold the first run's records twice, in the same order per key (we compare the tail of the same
-topics rather than a second prefix, because the prefix also names the raw topic).
+pure Pipeline over each partition's records in order (state per raw partition, as in the worker); the
+worker's output (read with read_committed) must equal it as a multiset: every record exactly once, bytes
+included. The input arrives in 21 chunks and the worker is SIGKILLed 20 times, each time right after it
+committed progress (so kills land in processing, in commits and in restores). Then the replay check: stop
+it, reset its group to the earliest offsets with `tickwire replay offsets --execute`, start it again:
+each output partition must then hold the first run's records twice, in the same order per key.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -32,7 +33,6 @@ from tickwire import vendors as registry
 from tickwire.contract import routing
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import H_ERROR_CLASS, H_SRC_OFFSET, Envelope
-from tickwire.normalize.app import changelog_topic
 from tickwire.normalize.pipeline import Pipeline, RawMessage
 
 pytestmark = pytest.mark.integration
@@ -115,12 +115,24 @@ def expected(prefix: str, msgs: list[Any]) -> tuple[collections.Counter[Any], in
 
 
 class Worker:
-    def __init__(self, prefix: str, bootstrap: str, log: Path) -> None:
+    def __init__(
+        self, prefix: str, bootstrap: str, log: Path, *, instance: str = "0", static: bool = True,
+        guarantee: str = "exactly_once",
+    ) -> None:  # fmt: skip
         self.prefix, self.bootstrap, self.log = prefix, bootstrap, log
+        self.instance, self.static, self.guarantee = instance, static, guarantee
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "NORMALIZER_BAR_LATENESS_MS": "2000"}
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "NORMALIZER_BAR_LATENESS_MS": "2000",
+            "NORMALIZER_SESSION_TIMEOUT_MS": "6000",
+            # A restarted slot takes its partitions back at once (no session-timeout wait) and its
+            # init_transactions aborts the killed process's open transaction.
+            "NORMALIZER_STATIC_MEMBERSHIP": "true" if self.static else "false",
+        }
         args = [
             "normalize",
             "--topic-prefix",
@@ -130,6 +142,10 @@ class Worker:
             "--create-topics",
             "--metrics-port",
             "0",
+            "--instance-id",
+            self.instance,
+            "--processing-guarantee",
+            self.guarantee,
         ]
         with self.log.open("ab") as f:
             self.proc = subprocess.Popen([*TICKWIRE, *args], stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -208,18 +224,23 @@ def committed(admin: Any, group: str, topic: str) -> int:
     return sum(tp.offset for tp in res.topic_partitions if tp.topic == topic and tp.offset > 0)
 
 
-def test_exactly_once_through_five_kills_with_dlq(setup: dict[str, Any], kafka_bootstrap: str) -> None:
+def test_exactly_once_through_twenty_kills_with_dlq(setup: dict[str, Any], kafka_bootstrap: str) -> None:
     prefix, msgs, w, admin = setup["prefix"], setup["msgs"], setup["worker"], setup["admin"]
     group, raw = prefix + "tickwire-normalizer", prefix + "binance.raw"
-    chunks = [msgs[len(msgs) * i // 6 : len(msgs) * (i + 1) // 6] for i in range(6)]
+    kills = 20
+    chunks = [
+        msgs[len(msgs) * i // (kills + 1) : len(msgs) * (i + 1) // (kills + 1)] for i in range(kills + 1)
+    ]
+    rng = random.Random(20)
     w.start()
     for n, chunk in enumerate(chunks):
         before = committed(admin, group, raw) if n else 0
         produce(kafka_bootstrap, raw, chunk)
-        if n == 5:
+        if n == kills:
             break
         # Kill as soon as this chunk is being processed (a commit moved), i.e. mid-stream.
         wait_for(lambda b=before: committed(admin, group, raw) > b, timeout=90, what="worker progress")
+        time.sleep(rng.uniform(0.0, 0.05))
         w.kill(signal.SIGKILL)
         w.start()
 
@@ -242,7 +263,8 @@ def test_exactly_once_through_five_kills_with_dlq(setup: dict[str, Any], kafka_b
     assert len(rows) == setup["dlq"] > 30
     assert {r[1] for r in rows} == set(GARBAGE)
     assert all(r[2][H_ERROR_CLASS] and r[2][H_SRC_OFFSET].isdigit() for r in rows)
-    assert changelog_topic(group, "binance") in admin.list_topics(timeout=10).topics
+    assert f"{group}-{raw}-changelog" in admin.list_topics(timeout=10).topics
+    assert w.log.read_text().count("transactional producer ready") == kills + 1
     # The offsets tool refuses while the worker is a live member of the group.
     args = ["replay", "offsets", "--group", group, "--topic", raw, "--to-earliest", "--execute"]
     res = subprocess.run([*TICKWIRE, *args, "--bootstrap", kafka_bootstrap], capture_output=True, text=True)

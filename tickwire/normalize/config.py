@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from tickwire import vendors
+from tickwire.runtime.config import ClientValue
 from tickwire.settings import ProcessSettings
 
 
@@ -23,9 +24,14 @@ class NormalizerSettings(ProcessSettings):
     schema_registry_url: str | None = Field(
         None, validation_alias=AliasChoices("schema_registry_url", "SCHEMA_REGISTRY_URL")
     )
+    # Extra librdkafka settings for every Kafka client (security, timeouts), as JSON; unprefixed and shared
+    # by every tickwire process, like KAFKA_BOOTSTRAP_SERVERS.
+    kafka_client_config: dict[str, ClientValue] = Field(
+        default_factory=dict, validation_alias=AliasChoices("kafka_client_config", "KAFKA_CLIENT_CONFIG")
+    )
     app_id: str = "tickwire-normalizer"
-    # Consumer group; empty = the app id. faust uses one id for the group, the transactional ids and the
-    # table changelog topics, so a different group is a different app id (see app.py).
+    # Consumer group; empty = the app id. The group also names the changelog topics
+    # (``{group}-{raw topic}-changelog``) and the transactional ids (``{group}-{instance_id}``).
     group: str = ""
     # Comma-separated vendor ids; empty = every vendor of tickwire.vendors.names().
     vendors: str = ""
@@ -33,15 +39,18 @@ class NormalizerSettings(ProcessSettings):
     topic_prefix: str = ""
     metrics_port: int = 9464  # 0 = no metrics endpoint
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
-    # Canonical records become visible to read_committed consumers when their transaction commits: the
-    # commit interval is the floor of the normalizer's added latency (each commit costs ~1 ms per
-    # partition with output, so 0.1 s keeps commits a small share of the time).
-    commit_interval_s: float = 0.2
-    # Producer record batch size (bytes); outputs are handed over as one batch per destination partition.
-    producer_max_batch_size: int = 262_144
-    producer_linger_ms: int = 0
-    stream_buffer_maxsize: int = 16_384  # faust per-agent buffer of fetched, unprocessed raw records
-    max_poll_records: int = 2_000  # raw records per consumer poll
+    # Outputs are appended as they are made; a commit makes them visible to read_committed consumers, so
+    # the interval bounds that visibility delay (a commit costs ~1-3 ms here: 50 ms keeps it small).
+    commit_interval_s: float = Field(default=0.05, gt=0)
+    commit_max_records: int = 20_000  # ... or commit after this many raw records, whichever comes first
+    batch_size: int = 1_000  # raw records per consume() call at most
+    producer_linger_ms: float = Field(default=1.0, ge=0, le=1)
+    # Stable per worker slot ("0", "1", ...): transactional id ``{group}-{instance_id}``, so a restarted
+    # slot aborts its killed predecessor's transaction at once. Empty = host + random (safe, slower).
+    instance_id: str = ""
+    static_membership: bool = False  # KIP-345 membership per instance_id (restarts keep partitions)
+    session_timeout_ms: int = 10_000
+    transaction_timeout_ms: int = 10_000
     # Sources whose trades are aggregated into 1-minute bars (vendors without usable vendor bars).
     # Empty = the vendors whose registry row says ``bar_source`` (tickwire/vendors/<name>/__init__.py).
     bar_sources: str = ""
@@ -53,7 +62,9 @@ class NormalizerSettings(ProcessSettings):
     # Create missing raw/output topics (partitions below) at start; production topics come from topics.yaml.
     create_topics: bool = False
     default_partitions: int = 3
-    data_dir: str = "/tmp/tickwire-normalizer"
+    # Unused since the normalizer keeps no local files (state lives in changelog topics); still accepted
+    # because existing launch environments (bench, e2e test) set it.
+    data_dir: str = ""
     log_level: str = "INFO"
 
     def vendor_list(self) -> list[str]:

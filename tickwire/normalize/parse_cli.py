@@ -31,7 +31,7 @@ from typing import IO, Any, cast
 
 from tickwire import recording, vendors
 from tickwire.contract.codec import Codec, to_json_dict
-from tickwire.contract.envelope import H_ERROR_MESSAGE, Envelope
+from tickwire.contract.envelope import CONTENT_TYPES, H_ERROR_MESSAGE, Envelope
 from tickwire.contract.routing import key_for, topic_for
 from tickwire.normalize.config import NormalizerSettings
 from tickwire.normalize.pipeline import Pipeline, RawMessage
@@ -173,7 +173,7 @@ def build_argparser() -> argparse.ArgumentParser:
     ap.add_argument("--source", required=True, help=f"vendor id: {', '.join(vendors.names())}")
     ap.add_argument("file", nargs="?", default="-", help="input file, or - for stdin (default)")
     ap.add_argument("--stream", help="stream id for the envelopes (default: from the recording's URL)")
-    ap.add_argument("--content-type", choices=["json", "msgpack", "dbn", "text", "fix"], help="payload type")
+    ap.add_argument("--content-type", choices=sorted(CONTENT_TYPES), help="payload type")
     ap.add_argument("--session", type=int, default=1, help="envelope session id (default 1)")
     ap.add_argument("--batch", type=int, default=100, help="DBN records per raw message (default 100)")
     return ap

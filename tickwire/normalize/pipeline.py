@@ -5,10 +5,11 @@ aggregated bars, gaps) or, when anything about it is wrong, into one DLQ record.
 atomically: either all its canonical records are published or none (the whole raw record goes to the DLQ),
 so replaying a DLQ record can never duplicate half of it.
 
-State that must survive restarts (dedupe cursors, open bars, last processed offset) lives in a
-``MutableMapping[str, bytes]`` the caller provides: a faust Table in the app (changelog-backed), a dict
-in tests. Parser state (one per source) lives in memory: parsers rebuild it from the feed (e.g.
-a book resync) after a restart.
+State that must survive restarts (dedupe cursors, open bars, last processed offset, parser state) lives
+in one ``PartitionStore`` per raw partition (``tickwire.normalize.state``): the stream runtime's
+changelog-backed ``PartitionState`` in the worker, a ``MemoryStore`` offline. Parser state is per raw
+partition as well, kept in memory between records and snapshotted into the store by ``checkpoint`` (the
+worker calls it before each commit), so a rollback or restart resumes exactly where the commit left.
 
 Offsets and rewinds: the store remembers the last raw offset processed per partition. Under exactly-once
 that value is committed atomically with the consumer offset, so a record at or below it can only come
@@ -32,6 +33,13 @@ from tickwire.contract.records import Bar, BookUpdate, Gap, Quote, Record, Trade
 from tickwire.logs import kv
 from tickwire.normalize import dedupe
 from tickwire.normalize.bars import BarAggregator, OpenBar, PartitionBars
+from tickwire.normalize.state import (
+    MemoryStore,
+    PartitionStore,
+    dump_parser_state,
+    load_parser_state,
+    parser_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +133,7 @@ class Pipeline:
         encode: Callable[[Any], bytes],
         topic_for: Callable[[Any], str],
         key_for: Callable[[Any], bytes],
-        store: MutableMapping[str, bytes],
+        store: MutableMapping[tuple[str, int], PartitionStore] | None = None,
         topic_prefix: str = "",
         bar_sources: frozenset[str] = frozenset(),
         bar_lateness_ns: int = 0,
@@ -135,36 +143,45 @@ class Pipeline:
         self.encode = encode
         self.topic_for = topic_for
         self.key_for = key_for
-        self.store = store
+        # (topic, partition) -> its store, for callers that do not pass one to process() (offline).
+        self.stores: MutableMapping[tuple[str, int], PartitionStore] = {} if store is None else store
         self.prefix = topic_prefix
         self.bar_sources = bar_sources
         self.seq_gap_sources = seq_gap_sources
         self.bars = BarAggregator(bar_lateness_ns)
-        self.parser_states: dict[str, Any] = {}
-        self._bar_cache: dict[str, PartitionBars] = {}  # "topic|partition|source" -> open bars
+        # (topic, partition) -> source -> parser state: in memory between records, in the store at commit.
+        self.parser_states: dict[tuple[str, int], dict[str, Any]] = {}
+        self._touched: set[tuple[str, int]] = set()  # partitions whose parser state may have changed
+        self._bar_cache: dict[tuple[str, int, str], PartitionBars] = {}
+
+    def store_for(self, topic: str, partition: int) -> PartitionStore:
+        st = self.stores.get((topic, partition))
+        if st is None:
+            st = self.stores[(topic, partition)] = MemoryStore()
+        return st
 
     # -- entry point --
 
-    def process(self, msg: RawMessage) -> Result:
+    def process(self, msg: RawMessage, store: PartitionStore | None = None) -> Result:
+        st = self.store_for(msg.topic, msg.partition) if store is None else store
         res = Result()
-        tp = f"{msg.topic}|{msg.partition}"
-        okey = "o|" + tp
-        last = self.store.get(okey)
+        tp = (msg.topic, msg.partition)
+        last = st.get(b"o")
         if last is not None and msg.offset <= msgspec.json.decode(last, type=int):
-            self._reset_partition(tp)
+            self._reset_partition(tp, st)
             res.rewound = True
             log.warning(
                 "offset rewind: partition state reset %s", kv(topic=msg.topic, partition=msg.partition)
             )
-        self.store[okey] = msgspec.json.encode(msg.offset)
+        st.put(b"o", msgspec.json.encode(msg.offset))
         try:
             env = Envelope.from_headers(msg.headers)
             if self.prefix + env.source + ".raw" != msg.topic:
                 raise EnvelopeError(f"source header {env.source!r} does not belong on topic {msg.topic!r}")
         except Exception as exc:
             return self._dlq(msg, exc, res)
-        dkey = f"d|{tp}|{env.source}|{env.stream}|{env.session}"
-        raw_cursor = self.store.get(dkey)
+        dkey = f"d|{env.source}|{env.stream}|{env.session}".encode()
+        raw_cursor = st.get(dkey)
         cursor = None if raw_cursor is None else msgspec.json.decode(raw_cursor, type=dedupe.Cursor)
         verdict = dedupe.check(
             cursor, env, partition=msg.partition, detect_gaps=env.source in self.seq_gap_sources
@@ -172,10 +189,10 @@ class Pipeline:
         if verdict.duplicate:
             res.status = "duplicate"
             return res
-        self.store[dkey] = msgspec.json.encode(verdict.cursor)
+        st.put(dkey, msgspec.json.encode(verdict.cursor))
         gaps: list[Gap] = [verdict.gap] if verdict.gap is not None else []
         try:
-            self._normalize(msg, env, tp, gaps, res)
+            self._normalize(msg, env, tp, st, gaps, res)
         except Exception as exc:
             res.outputs.clear()
             res.status = "ok"
@@ -188,13 +205,30 @@ class Pipeline:
 
     # -- steps --
 
-    def _normalize(self, msg: RawMessage, env: Envelope, tp: str, gaps: list[Gap], res: Result) -> None:
-        parser = self.get_parser(env.source)
-        # One parser state per source, not per stream: parsers take metadata and book snapshots from
-        # sibling streams (REST answers on ``rest.*`` streams) and apply them to the live stream's symbols.
-        pstate = self.parser_states.get(env.source)
+    def _parser_state(
+        self, tp: tuple[str, int], st: PartitionStore, source: str, parser: VendorParser
+    ) -> Any:
+        states = self.parser_states.get(tp)
+        if states is None:
+            states = self.parser_states[tp] = {}
+        pstate = states.get(source)
         if pstate is None:
-            pstate = self.parser_states[env.source] = parser.new_state(None)
+            raw = st.get(parser_key(source))
+            pstate = None if raw is None else load_parser_state(raw, source)
+            if pstate is None:
+                pstate = parser.new_state(None)
+            states[source] = pstate
+        self._touched.add(tp)
+        return pstate
+
+    def _normalize(
+        self, msg: RawMessage, env: Envelope, tp: tuple[str, int], st: PartitionStore, gaps: list[Gap],
+        res: Result,
+    ) -> None:  # fmt: skip
+        parser = self.get_parser(env.source)
+        # One parser state per source and raw partition, not per stream: parsers take metadata and book
+        # snapshots from sibling streams (REST answers on ``rest.*`` streams that share the partition).
+        pstate = self._parser_state(tp, st, env.source, parser)
         out = parser.parse(msg.value or b"", env, pstate)
         gaps.extend(out.gaps)
         res.resync = list(out.resync)
@@ -208,12 +242,13 @@ class Pipeline:
         if env.source in self.bar_sources:
             trades = [r for r in records if isinstance(r, Trade)]
             if trades:
-                outs.extend(self._aggregate(tp, env.source, trades, res))
+                outs.extend(self._aggregate(tp, st, env.source, trades, res))
         res.outputs.extend(outs)
 
-    def _aggregate(self, tp: str, source: str, trades: list[Trade], res: Result) -> list[Out]:
-        pkey = f"{tp}|{source}"
-        state = self._load_bars(pkey)
+    def _aggregate(
+        self, tp: tuple[str, int], st: PartitionStore, source: str, trades: list[Trade], res: Result
+    ) -> list[Out]:
+        state = self._load_bars(tp, st, source)
         touched: set[str] = set()
         outs: list[Out] = []
         wm_before = (state.watermark, state.next_close)
@@ -227,43 +262,56 @@ class Pipeline:
         res.bars = len(outs)
         for sym in touched:
             windows = state.bars.get(sym)
-            k = f"b|{pkey}|{sym}"
+            k = f"b|{source}|{sym}".encode()
             if windows:
-                self.store[k] = msgspec.json.encode(windows)
-            elif k in self.store:
-                del self.store[k]
+                st.put(k, msgspec.json.encode(windows))
+            elif st.get(k) is not None:
+                st.delete(k)
         if (state.watermark, state.next_close) != wm_before:
-            self.store["w|" + pkey] = msgspec.json.encode([state.watermark, state.next_close])
+            st.put(f"w|{source}".encode(), msgspec.json.encode([state.watermark, state.next_close]))
         return outs
 
-    def _load_bars(self, pkey: str) -> PartitionBars:
-        state = self._bar_cache.get(pkey)
+    def _load_bars(self, tp: tuple[str, int], st: PartitionStore, source: str) -> PartitionBars:
+        ck = (tp[0], tp[1], source)
+        state = self._bar_cache.get(ck)
         if state is not None:
             return state
         state = PartitionBars()
-        raw_wm = self.store.get("w|" + pkey)
+        raw_wm = st.get(f"w|{source}".encode())
         if raw_wm is not None:
             state.watermark, state.next_close = msgspec.json.decode(
                 raw_wm, type=tuple[int | None, int | None]
             )
-            prefix = f"b|{pkey}|"
-            for k in [k for k in list(self.store.keys()) if k.startswith(prefix)]:
-                state.bars[k[len(prefix) :]] = msgspec.json.decode(self.store[k], type=dict[int, OpenBar])
-        self._bar_cache[pkey] = state
+            prefix = f"b|{source}|".encode()
+            for k, v in st.items(prefix):
+                state.bars[k[len(prefix) :].decode()] = msgspec.json.decode(v, type=dict[int, OpenBar])
+        self._bar_cache[ck] = state
         return state
 
-    def _reset_partition(self, tp: str) -> None:
-        prefixes = (f"d|{tp}|", f"w|{tp}|", f"b|{tp}|")
-        for k in [k for k in list(self.store.keys()) if k.startswith(prefixes)]:
-            del self.store[k]
-        for pkey in [p for p in self._bar_cache if p.startswith(tp + "|")]:
-            del self._bar_cache[pkey]
+    def _reset_partition(self, tp: tuple[str, int], st: PartitionStore) -> None:
+        # An operator's offset reset: the replayed range is normalized afresh, parser state included.
+        for prefix in (b"d|", b"w|", b"b|", b"p|"):
+            for k, _ in st.items(prefix):
+                st.delete(k)
+        self.forget_partition(*tp)
+
+    def checkpoint(self, topic: str, partition: int, store: PartitionStore | None = None) -> None:
+        """Snapshot the partition's parser states into its store (the worker calls this before commit)."""
+        tp = (topic, partition)
+        if tp not in self._touched:
+            return
+        self._touched.discard(tp)
+        st = self.store_for(topic, partition) if store is None else store
+        for source, pstate in self.parser_states.get(tp, {}).items():
+            st.put(parser_key(source), dump_parser_state(pstate))
 
     def forget_partition(self, topic: str, partition: int) -> None:
-        """Drop in-memory caches of a partition (revoked on rebalance); the store keeps the truth."""
-        tp = f"{topic}|{partition}"
-        for pkey in [p for p in self._bar_cache if p.startswith(tp + "|")]:
-            del self._bar_cache[pkey]
+        """Drop in-memory caches of a partition (revoked, or its cycle rolled back): the store keeps
+        the truth and they are rebuilt from it on next use."""
+        self.parser_states.pop((topic, partition), None)
+        self._touched.discard((topic, partition))
+        for ck in [ck for ck in self._bar_cache if ck[0] == topic and ck[1] == partition]:
+            del self._bar_cache[ck]
 
     def internal_error(self, msg: RawMessage, exc: BaseException) -> Result:
         """Result for a raw record whose processing raised outside the per-message boundary."""

@@ -1,0 +1,59 @@
+"""Prometheus counters of the normalizer (names read by ``tickwire run``'s live view and the bench)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import Counter
+
+        p = "tickwire_normalizer_"
+        self.raw_in = Counter(p + "raw_records_total", "raw records consumed", ["topic"])
+        self.out = Counter(p + "records_out_total", "records produced", ["topic"])
+        self.dlq = Counter(p + "dlq_total", "raw records sent to the DLQ", ["topic", "error"])
+        self.control = Counter(p + "control_frames_total", "vendor control frames skipped", ["topic"])
+        self.dupes = Counter(p + "duplicates_total", "raw records skipped as already seen", ["topic"])
+        self.gaps = Counter(p + "gaps_total", "gaps published", ["topic"])
+        self.late = Counter(p + "late_trades_total", "trades too late for their bar window", ["topic"])
+        self.crossed = Counter(p + "crossed_quotes_total", "crossed quotes published, flagged", ["topic"])
+        self.bars = Counter(p + "aggregated_bars_total", "1m bars aggregated from trades", ["topic"])
+        self.rewinds = Counter(
+            p + "offset_rewinds_total", "partition state resets on offset rewind", ["topic"]
+        )
+        self.resync = Counter(p + "resync_requests_total", "symbols whose book needs a resync", ["topic"])
+        # ``.labels()`` costs microseconds (lock, tuple, dict): bound children are kept here.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, counter: Any, *labels: str) -> Any:
+        k = (id(counter), *labels)
+        c = self._children.get(k)
+        if c is None:
+            c = self._children[k] = counter.labels(*labels)
+        return c
+
+    def account(self, name: str, res: Any) -> None:
+        """Count one raw record's result (``res`` is a pipeline ``Result``)."""
+        child = self.child
+        child(self.raw_in, name).inc()
+        for o in res.outputs:
+            child(self.out, o.topic).inc()
+        if res.status == "dlq":
+            child(self.dlq, name, res.error_class or "").inc()
+        elif res.status == "control":
+            child(self.control, name).inc()
+        elif res.status == "duplicate":
+            child(self.dupes, name).inc()
+        if res.gaps:
+            child(self.gaps, name).inc(res.gaps)
+        if res.late_trades:
+            child(self.late, name).inc(res.late_trades)
+        if res.crossed:
+            child(self.crossed, name).inc(res.crossed)
+        if res.bars:
+            child(self.bars, name).inc(res.bars)
+        if res.rewound:
+            child(self.rewinds, name).inc()
+        if res.resync:
+            child(self.resync, name).inc(len(res.resync))

@@ -1,0 +1,360 @@
+"""``StreamWorker``: the transform worker, exactly-once (KIP-447) or at-least-once. See the package doc.
+
+One cycle = the records processed since the last commit. Exactly-once: the cycle's outputs, its changelog
+records and its input positions are one transaction. Any failure rolls the *whole* cycle back: abort,
+discard every partition's dirty state, tell the processor, seek every partition to its committed offset.
+The invariant "in-memory state == changelog state at the committed offsets" holds at every cycle
+boundary, so a rollback can never lose or duplicate a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from tickwire.backoff import Backoff
+from tickwire.logs import kv
+from tickwire.runtime.config import StreamConfig
+from tickwire.runtime.errors import FatalRuntimeError, Rollback
+from tickwire.runtime.group import GroupMember
+from tickwire.runtime.processor import TP, Context, Headers, Message, Processor
+from tickwire.runtime.state import PartitionState, changelog_topic, ensure_changelogs, restore
+
+log = logging.getLogger(__name__)
+
+_EOF = KafkaError._PARTITION_EOF
+
+
+class StreamWorker(GroupMember):
+    def __init__(self, cfg: StreamConfig, processor: Processor) -> None:
+        super().__init__(cfg)
+        self.scfg = cfg
+        self.processor = processor
+        self.eos = cfg.guarantee == "exactly_once"
+        self.app_id = cfg.effective_app_id
+        self.states: dict[TP, PartitionState] = {}
+        self.producer: Any = None
+        self._restorer: Any = None
+        self.ctx = Context(self._emit)
+        self._in_txn = False
+        self._cycle_records = 0  # input records processed in the open cycle
+        self._cycle_start = 0.0
+        self._backoff = Backoff(cfg.retry_base_s, cfg.retry_cap_s)  # between rolled-back cycles
+        self._delivery_error: KafkaError | None = None
+        self.transactional_id = cfg.transactional_id() if self.eos else None
+
+    # -- run --
+
+    def run(self) -> int:
+        """Process until ``stop()``; 0 after a clean stop. Raises ``FatalRuntimeError`` when the worker
+        cannot continue safely (the process should exit non-zero and be restarted)."""
+        cfg = self.scfg
+        if cfg.stateful:
+            ensure_changelogs(
+                AdminClient(cfg.admin_conf()), self.app_id, cfg.topics, cfg.changelog_replication_factor
+            )
+        self._new_producer()
+        self._subscribe()
+        try:
+            while not self.stopping:
+                self._step()
+            self._final_commit()
+        except FatalRuntimeError:
+            self.fatal = self.fatal or FatalRuntimeError("fatal")
+            raise
+        finally:
+            self._shutdown()
+        return 0
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        timeout = self.cfg.poll_timeout_ms / 1000
+        if self._cycle_records:
+            timeout = max(0.0, min(timeout, self._cycle_start + self.cfg.commit_interval_ms / 1000 - now))
+        try:
+            msgs = self.consumer.consume(self.cfg.batch_size, timeout)
+            if self.fatal is not None:
+                raise self.fatal
+            if msgs:
+                self.metrics.batch.observe(len(msgs))
+                self._process(msgs)
+            now = time.monotonic()
+            if self._cycle_records and (
+                self._cycle_records >= self.cfg.commit_max_records
+                or now - self._cycle_start >= self.cfg.commit_interval_ms / 1000
+            ):
+                self._commit()
+        except Rollback as rb:
+            self._rollback(rb)
+        self.producer.poll(0)
+        self._update_lag(now)
+
+    def _process(self, msgs: list[Message]) -> None:
+        ctx = self.ctx
+        proc = self.processor.process
+        states = self.states
+        last_t: str | None = None
+        last_p = -1
+        st: PartitionState | None = None
+        n = 0
+        try:
+            for m in msgs:
+                err = m.error()
+                if err is not None:
+                    self._consumer_error(err)
+                    continue
+                t, p = m.topic(), m.partition()
+                if p != last_p or t != last_t:
+                    tp = TP(t, p)
+                    st = states.get(tp)
+                    last_t, last_p = t, p
+                    ctx.tp = tp
+                    if st is not None:
+                        ctx.state = st
+                        self._seen(tp, m.offset())
+                if st is None:
+                    continue  # a revoked partition's straggler: its new owner processes it
+                if not self._cycle_records and not n:
+                    self._begin()
+                proc(m, ctx)
+                n += 1
+        except Rollback:
+            raise
+        except KafkaException as exc:
+            raise Rollback("produce", exc) from exc
+        except Exception as exc:
+            log.exception("processor raised %s", kv(group=self.cfg.group_id, tp=ctx.tp))
+            raise Rollback("processor", exc) from exc
+        finally:
+            self._cycle_records += n
+            self.metrics.records_in.inc(n)
+        if len(self.producer) > self.scfg.max_in_flight:
+            self._drain(self.scfg.max_in_flight)
+        if self._delivery_error is not None:
+            raise Rollback("delivery", KafkaException(self._delivery_error))
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        if err.code() == _EOF:
+            return
+        if err.fatal():
+            raise FatalRuntimeError(f"consumer: {err}")
+        log.warning("consumer error %s", kv(group=self.cfg.group_id, error=err))
+
+    # -- producing --
+
+    def _emit(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None, part: int | None
+    ) -> None:
+        produce = self.producer.produce
+        while True:
+            try:
+                if headers:
+                    produce(topic, value, key, -1 if part is None else part, headers=headers)
+                else:
+                    produce(topic, value, key, -1 if part is None else part)
+                break
+            except BufferError:  # local queue full: serve delivery reports, then try again
+                self.producer.poll(0.01)
+        self.metrics.records_out.inc()
+
+    def _drain(self, limit: int) -> None:
+        """Bounded in-flight window: wait until at most ``limit`` records are undelivered."""
+        deadline = time.monotonic() + self.scfg.commit_timeout_s
+        while len(self.producer) > limit:
+            self.producer.poll(0.005)
+            if time.monotonic() > deadline:
+                raise Rollback("delivery timeout")
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None and self._delivery_error is None:
+            self._delivery_error = err
+
+    def _new_producer(self) -> None:
+        conf = self.scfg.producer_conf(self.transactional_id)
+        if not self.eos:
+            # At-least-once needs to know every delivery failed or not; a transaction tells us itself.
+            conf["on_delivery"] = self._on_delivery
+        self.producer = Producer(conf)
+        if self.eos:
+            try:
+                # Fences an older producer with our id and aborts its open transaction.
+                self.producer.init_transactions(self.scfg.commit_timeout_s)
+            except KafkaException as exc:
+                raise FatalRuntimeError(f"init_transactions: {exc}") from exc
+            log.info("transactional producer ready %s", kv(transactional_id=self.transactional_id))
+
+    # -- cycle: begin / commit / rollback --
+
+    def _begin(self) -> None:
+        self._cycle_start = time.monotonic()
+        if self.eos and not self._in_txn:
+            try:
+                self.producer.begin_transaction()
+            except KafkaException as exc:
+                raise self._fatal_or(exc, "begin") from exc
+            self._in_txn = True
+
+    def _write_changelog(self) -> None:
+        for tp, st in self.states.items():
+            dirty = st.dirty()
+            if dirty:
+                topic = changelog_topic(self.app_id, tp.topic)
+                for k, v in dirty.items():
+                    self._emit(topic, k, v, None, tp.partition)
+
+    def _commit(self) -> None:
+        """Commit the open cycle; raises Rollback (cycle undone by the caller) or FatalRuntimeError."""
+        if not self._cycle_records and not self._in_txn:
+            return
+        t0 = time.perf_counter()
+        try:
+            self.processor.before_commit(list(self.states))
+        except Exception as exc:
+            log.exception("processor before_commit raised %s", kv(group=self.cfg.group_id))
+            raise Rollback("processor", exc) from exc
+        try:
+            self._write_changelog()
+        except KafkaException as exc:
+            raise Rollback("produce", exc) from exc
+        offsets = self._positions()
+        if self.eos:
+            self._commit_eos(offsets)
+        else:
+            self._commit_alo(offsets)
+        for st in self.states.values():
+            st.merge()
+        for tp in offsets:
+            self.rewind_to[TP(tp.topic, tp.partition)] = tp.offset
+        self._cycle_records = 0
+        self._backoff.reset()
+        self.metrics.commits.inc()
+        self.metrics.commit.observe(time.perf_counter() - t0)
+
+    def _commit_eos(self, offsets: list[TopicPartition]) -> None:
+        p = self.producer
+        timeout = self.scfg.commit_timeout_s
+        try:
+            if offsets:
+                p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), timeout)
+        except KafkaException as exc:
+            raise self._fatal_or(exc, "send_offsets") from exc
+        # Retriable commit errors leave the outcome unknown: the coordinator may have committed. Rolling
+        # back then could duplicate, so retry until the outcome is known (or give up as fatal: a fresh
+        # process restores whatever the outcome was).
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                p.commit_transaction(timeout)
+                break
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.fatal() or not err.retriable() or time.monotonic() > deadline:
+                    raise self._fatal_or(exc, "commit") from exc
+                log.warning("commit retry %s", kv(group=self.cfg.group_id, error=err))
+        self._in_txn = False
+
+    def _commit_alo(self, offsets: list[TopicPartition]) -> None:
+        self._drain(0)
+        if self._delivery_error is not None:
+            raise Rollback("delivery", KafkaException(self._delivery_error))
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # Outputs are delivered; the offsets stay behind: a restart re-processes (at least once).
+                log.warning("offset commit failed %s", kv(group=self.cfg.group_id, error=exc))
+
+    def _fatal_or(self, exc: KafkaException, what: str) -> Exception:
+        err: KafkaError = exc.args[0]
+        if err.fatal() or not (err.txn_requires_abort() or err.retriable()):
+            self.fatal = FatalRuntimeError(f"{what}: {err}")
+            return self.fatal
+        return Rollback(what, exc)
+
+    def _rollback(self, rb: Rollback, *, backoff_after: bool = True, leaving: list[TP] | None = None) -> None:
+        """Undo the open cycle: abort, state back to the last commit, every partition to its offset."""
+        self.metrics.abort(rb.reason)
+        log.warning("rolling back %s", kv(group=self.cfg.group_id, reason=rb, records=self._cycle_records))
+        if self.eos:
+            if self._in_txn:
+                try:
+                    self.producer.abort_transaction(self.scfg.commit_timeout_s)
+                except KafkaException as exc:
+                    self.fatal = FatalRuntimeError(f"abort: {exc}")
+                    raise self.fatal from exc
+                self._in_txn = False
+        else:
+            # Undelivered outputs of the cycle are dropped from the queue; the records come again.
+            self.producer.purge(in_queue=True, in_flight=False)
+            self.producer.poll(0)
+            self._drain(0)
+            self._delivery_error = None
+        for st in self.states.values():
+            st.discard()
+        self.processor.on_reset(list(self.states), "abort")
+        gone = set(leaving or ())
+        self._rewind({tp: off for tp, off in self.rewind_to.items() if tp not in gone})
+        self._cycle_records = 0
+        if backoff_after:
+            self._sleep(self._backoff.next_delay())
+
+    # -- rebalance hooks --
+
+    def _assigned(self, tps: list[TP]) -> None:
+        restored: dict[Any, dict[bytes, bytes]] = {}
+        if self.scfg.stateful:
+            if self._restorer is None:
+                from confluent_kafka import Consumer
+
+                self._restorer = Consumer(self.scfg.restore_conf())
+            try:
+                restored = restore(self._restorer, self.app_id, list(tps), self.scfg.restore_timeout_s)
+            except Exception as exc:
+                self.fatal = FatalRuntimeError(f"restore {tps}: {exc}")
+                raise self.fatal from exc
+        for tp in tps:
+            st = PartitionState(restored.get(tp, {})) if self.scfg.stateful else PartitionState.detached()
+            self.states[tp] = st
+            self.processor.on_assign(tp, st)
+
+    def _revoking(self, tps: list[TP]) -> None:
+        # Commit-or-abort before the partitions go: the next owner starts from what is committed.
+        if self.fatal is None and (self._cycle_records or self._in_txn):
+            try:
+                self._commit()
+            except Rollback as rb:
+                self._rollback(rb, backoff_after=False, leaving=tps)
+        self._drop(tps, "revoke")
+
+    def _lost(self, tps: list[TP]) -> None:
+        # Someone else may own them already: nothing of this cycle may be committed.
+        if self.fatal is None and (self._cycle_records or self._in_txn):
+            self._rollback(Rollback("lost"), backoff_after=False, leaving=tps)
+        self._drop(tps, "lost")
+
+    def _drop(self, tps: list[TP], reason: str) -> None:
+        for tp in tps:
+            self.states.pop(tp, None)
+        self.processor.on_reset(tps, reason)
+
+    # -- stop --
+
+    def _final_commit(self) -> None:
+        try:
+            self._commit()
+        except Rollback as rb:
+            self._rollback(rb, backoff_after=False)
+
+    def _shutdown(self) -> None:
+        if self.fatal is not None and self.producer is not None:
+            self.producer.purge()
+        self._close_consumer()
+        if self.producer is not None and self.fatal is None:
+            self.producer.flush(self.scfg.commit_timeout_s)
+        if self._restorer is not None:
+            self._restorer.close()
+        self.producer = None

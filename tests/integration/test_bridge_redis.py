@@ -57,7 +57,7 @@ def _bridge(kafka: str, redis_url: str, prefix: str, key_prefix: str, tmp: Path,
     return bridge_proc("redis", args, tmp / f"bridge-{key_prefix}.log")
 
 
-def _state(r: redis.Redis, key_prefix: str) -> dict[str, Any]:
+def _state(r: Any, key_prefix: str) -> dict[str, Any]:
     """Every legacy data key under the prefix with its value (prefix stripped) -- no TTLs, no bookkeeping."""
     out: dict[str, Any] = {}
     for raw in r.scan_iter(match=key_prefix + "*", count=1000):
@@ -84,7 +84,7 @@ def test_seed_keys_channels_json_ttls_and_dlq(
 ) -> None:
     prefix = _setup(kafka_bootstrap)
     kp = unique_name("k") + ":"
-    r = redis.Redis.from_url(redis_url)
+    r: Any = redis.Redis.from_url(redis_url)
     ps = r.pubsub()
     ps.subscribe(f"{kp}market_trades:AAPL", f"{kp}market_data:AAPL")
     trades = [trade(i) for i in range(5)]
@@ -186,7 +186,7 @@ def test_staleness_monitor(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
     produce(kafka_bootstrap, prefix, [trade(0, symbol="OLD")])
     extra = ("--stale-after-s", "1", "--monitor-interval-s", "0.5", "--no-control-plane")
     procs.append(_bridge(kafka_bootstrap, redis_url, prefix, kp, tmp_path, *extra).start())
-    stale = wait_for(lambda: r.hget(f"{kp}monitoring:data:stale", "OLD"), 60, what="stale entry")
+    stale: Any = wait_for(lambda: r.hget(f"{kp}monitoring:data:stale", "OLD"), 60, what="stale entry")
     assert json.loads(stale)["age_seconds"] > 1
     produce(kafka_bootstrap, prefix, [trade(1, symbol="OLD")])  # fresh again -> removed
     wait_for(lambda: r.hget(f"{kp}monitoring:data:stale", "OLD") is None, 30, what="stale entry removed")
@@ -281,3 +281,54 @@ def test_redis_outage_loses_nothing(kafka_bootstrap: str, tmp_path: Path, procs:
     entries = [json.loads(e)["ts_event_ns"] for e in r.lrange(f"{kp}market:AAPL:trades", 0, -1)]
     assert entries == [trade(i).ts_event for i in reversed(range(200))]
     wait_for(lambda: _metric(mport, "tickwire_bridge_retrying") == 0, 10, what="retrying cleared")
+
+
+def test_registry_schema_ids_decode_with_the_shared_variable(
+    kafka_bootstrap: str, redis_url: str, schema_registry_url: str, tmp_path: Path, procs: list[Proc]
+) -> None:
+    """Issue 10 item 8: the bridge reads the normalizer's SCHEMA_REGISTRY_URL, so a registry-assigned id
+    that no local table knows (a newer writer schema) is decoded and bridged, not sent to the DLQ."""
+    import contextlib
+    import io
+
+    import fastavro
+    from confluent_kafka import Producer
+
+    from tickwire.contract.codec import LOCAL_IDS, avro_datum, load_schema, plain_schema
+    from tickwire.contract.routing import key_for, topic_for
+
+    prefix = _setup(kafka_bootstrap)
+    kp, scratch = unique_name("k") + ":", unique_name("test.bridge-trade")
+
+    def rest(method: str, url: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read() or b"null")
+
+    writer = load_schema("Trade")
+    writer["fields"].append({"name": "extra", "type": "string", "default": "", "doc": "test only"})
+    url = f"{schema_registry_url}/subjects/{scratch}"
+    try:
+        sid = rest("POST", f"{url}/versions", {"schema": json.dumps(writer)})["id"]
+        assert sid not in LOCAL_IDS.values()
+        t = trade(0)
+        buf = io.BytesIO()
+        parsed = fastavro.parse_schema(plain_schema(writer), named_schemas={})
+        fastavro.schemaless_writer(buf, parsed, {**avro_datum(t), "extra": "x"})
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        p.produce(
+            prefix + topic_for(t), value=b"\x00" + sid.to_bytes(4, "big") + buf.getvalue(), key=key_for(t)
+        )
+        assert p.flush(30) == 0
+        bridge = _bridge(kafka_bootstrap, redis_url, prefix, kp, tmp_path, "--no-control-plane")
+        bridge.env["SCHEMA_REGISTRY_URL"] = schema_registry_url
+        procs.append(bridge.start())
+        r: Any = redis.Redis.from_url(redis_url)
+        wait_for(lambda: r.llen(f"{kp}market:AAPL:trades") == 1, 60, what="registry-encoded trade bridged")
+        assert r.lrange(f"{kp}market:AAPL:trades", 0, -1) == [shapes.trade_list_entry(t)]
+    finally:
+        for suffix in ("", "?permanent=true"):
+            with contextlib.suppress(OSError):  # urllib's HTTPError is an OSError
+                rest("DELETE", f"{url}{suffix}")

@@ -117,10 +117,10 @@ def expected(prefix: str, msgs: list[Any]) -> tuple[collections.Counter[Any], in
 class Worker:
     def __init__(
         self, prefix: str, bootstrap: str, log: Path, *, instance: str = "0", static: bool = True,
-        guarantee: str = "exactly_once",
+        guarantee: str = "exactly_once", vendors: str = "binance",
     ) -> None:  # fmt: skip
         self.prefix, self.bootstrap, self.log = prefix, bootstrap, log
-        self.instance, self.static, self.guarantee = instance, static, guarantee
+        self.instance, self.static, self.guarantee, self.vendors = instance, static, guarantee, vendors
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -138,7 +138,7 @@ class Worker:
             "--topic-prefix",
             self.prefix,
             "--vendors",
-            "binance",
+            self.vendors,
             "--create-topics",
             "--metrics-port",
             "0",

@@ -33,98 +33,39 @@ def canonical_backlog(n: int, session: int) -> list[tuple[str, Any]]:
 
     out: list[tuple[str, Any]] = []
     t = time.time_ns()
+    stock: dict[str, Any] = dict(asset_class="equity", source="alpaca", venue="V", stream="stocks.iex")
     for i in range(n):
         k = i % 10
         ts = t + i * 1000
+        common: dict[str, Any] = {"session": session, "seq": i + 1, "ts_event": ts, "ts_recv": ts}
         if k < 4:
             sym = STOCKS[i % len(STOCKS)]
-            out.append(
-                (
-                    "stock_trades_realtime",
-                    Trade(
-                        symbol=sym,
-                        asset_class="equity",
-                        source="alpaca",
-                        venue="V",
-                        stream="stocks.iex",
-                        session=session,
-                        seq=i + 1,
-                        ts_event=ts,
-                        ts_recv=ts,
-                        price=150 * E9 + (i % 100) * 10**7,
-                        size=100 * E9,
-                        trade_id=str(i),
-                    ),
-                )
-            )
+            rec: Any = Trade(
+                symbol=sym, **stock, **common, price=150 * E9 + (i % 100) * 10**7, size=100 * E9,
+                trade_id=str(i),
+            )  # fmt: skip
+            out.append(("stock_trades_realtime", rec))
         elif k < 7:
             sym = STOCKS[i % len(STOCKS)]
-            out.append(
-                (
-                    "stock_quotes_realtime",
-                    Quote(
-                        symbol=sym,
-                        asset_class="equity",
-                        source="alpaca",
-                        venue="V",
-                        stream="stocks.iex",
-                        session=session,
-                        seq=i + 1,
-                        ts_event=ts,
-                        ts_recv=ts,
-                        bid_price=150 * E9,
-                        bid_size=3 * E9,
-                        ask_price=150 * E9 + 10**7,
-                        ask_size=2 * E9,
-                    ),
-                )
-            )
+            rec = Quote(
+                symbol=sym, **stock, **common, bid_price=150 * E9, bid_size=3 * E9,
+                ask_price=150 * E9 + 10**7, ask_size=2 * E9,
+            )  # fmt: skip
+            out.append(("stock_quotes_realtime", rec))
         elif k < 9:
-            sym = CRYPTO[i % len(CRYPTO)]
-            out.append(
-                (
-                    "crypto_trades_realtime",
-                    Trade(
-                        symbol=sym,
-                        asset_class="crypto",
-                        source="coinbase",
-                        venue="COINBASE",
-                        stream="feed",
-                        session=session,
-                        seq=i + 1,
-                        ts_event=ts,
-                        ts_recv=ts,
-                        price=97_000 * E9 + i % 1000,
-                        size=E9 // 100,
-                        side="buy",
-                        side_rule="maker_inverted",
-                        trade_id=str(i),
-                    ),
-                )
-            )
+            rec = Trade(
+                symbol=CRYPTO[i % len(CRYPTO)], asset_class="crypto", source="coinbase", venue="COINBASE",
+                stream="feed", **common, price=97_000 * E9 + i % 1000, size=E9 // 100, side="buy",
+                side_rule="maker_inverted", trade_id=str(i),
+            )  # fmt: skip
+            out.append(("crypto_trades_realtime", rec))
         else:
-            sym = CRYPTO[i % len(CRYPTO)]
             lv = tuple(Level((96_990 + j) * E9, (j + 1) * E9 // 10) for j in range(5))
-            out.append(
-                (
-                    "crypto_book_realtime",
-                    BookUpdate(
-                        symbol=sym,
-                        asset_class="crypto",
-                        source="binance",
-                        venue="BINANCE",
-                        stream="spot",
-                        session=session,
-                        seq=i + 1,
-                        ts_event=ts,
-                        ts_recv=ts,
-                        bids=lv,
-                        asks=(),
-                        first_update_id=i,
-                        last_update_id=i,
-                    ),
-                )
-            )
+            rec = BookUpdate(
+                symbol=CRYPTO[i % len(CRYPTO)], asset_class="crypto", source="binance", venue="BINANCE",
+                stream="spot", **common, bids=lv, asks=(), first_update_id=i, last_update_id=i,
+            )  # fmt: skip
+            out.append(("crypto_book_realtime", rec))
     return out
 
 
@@ -300,21 +241,9 @@ def run_bridge(
     bs, sz = ctx.servers.kafka, ctx.sizes
     p = ctx.prefix("bridge")
     port = free_port()
-    argv = tickwire_argv(
-        "bridge",
-        kind,
-        "--bootstrap",
-        bs,
-        "--topics",
-        ",".join(TOPICS),
-        "--topic-prefix",
-        p,
-        "--metrics-port",
-        str(port),
-        "--log-level",
-        "WARNING",
-        *argv_extra,
-    )
+    args = ["--bootstrap", bs, "--topics", ",".join(TOPICS), "--topic-prefix", p]
+    args += ["--metrics-port", str(port), "--log-level", "WARNING", *argv_extra]
+    argv = tickwire_argv("bridge", kind, *args)
     proc = Proc(f"bridge-{kind}", argv, ctx.out_dir)
     samples: list[tuple[float, float]] = []
     prof: Profile | None = None
@@ -430,7 +359,8 @@ def bridges(ctx: Ctx) -> Outcome:
             "partitions": 3,
             "probes": sz.bridge_probe,
             "probe_rate": sz.bridge_probe_rate,
-            "bridge_defaults": "faust agents: batch_max 5000, batch_within_ms 5, fast_fetch on",
+            "bridge_defaults": "confluent-kafka sink loop (tickwire.bridges.consume), read_uncommitted, "
+            "batch_max 5000, no batch wait; Redis: one Lua script per batch (identity windows)",
         },
         notes=notes,
     )

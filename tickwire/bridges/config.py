@@ -1,7 +1,9 @@
 """Settings of the two bridge processes (one frozen ProcessSettings subclass each).
 
-Shared server addresses come from the unprefixed ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``NATS_URL``;
-everything else from ``REDIS_BRIDGE_*`` / ``NATS_BRIDGE_*``. CLI options override both.
+Shared services come from the same unprefixed variables every tickwire process reads
+(``KAFKA_BOOTSTRAP_SERVERS``, ``SCHEMA_REGISTRY_URL``, ``REDIS_URL``, ``NATS_URL``); everything else from
+``REDIS_BRIDGE_*`` / ``NATS_BRIDGE_*``. ``topic_prefix`` follows the normalizer's rule: prepended to every
+topic this process touches (canonical, DLQ, control) and to the app id. CLI options override both.
 
 TTL defaults (seconds) follow seed 004's "TTL per surface" idea: live surfaces expire quickly so a dead
 feed shows up as a missing key, history-like surfaces (bars) live a trading day.
@@ -9,9 +11,10 @@ feed shows up as a missing key, history-like surfaces (bars) live a trading day.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from tickwire import vendors
 from tickwire.settings import ProcessSettings
 
 # The canonical topics a bridge consumes by default (names from tickwire/contract/routing.py's scheme).
@@ -23,25 +26,30 @@ CANONICAL_TOPICS: tuple[str, ...] = (
 )
 
 
+ClientValue = str | int | float | bool
+
+
 class _BridgeSettings(ProcessSettings):
-    kafka_bootstrap_servers: str = Field("127.0.0.1:19092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
-    registry_url: str | None = None  # Schema Registry for the Avro codec; None = local schema ids
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092", validation_alias=AliasChoices("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS")
+    )
+    # The same registry as the normalizer's: registry-assigned schema ids decode instead of going to the DLQ.
+    schema_registry_url: str | None = Field(
+        None, validation_alias=AliasChoices("schema_registry_url", "SCHEMA_REGISTRY_URL")
+    )
+    # Extra librdkafka settings for every Kafka client of the process (security, timeouts), as JSON.
+    kafka_client: dict[str, ClientValue] = {}
     topics: tuple[str, ...] = CANONICAL_TOPICS
-    topic_prefix: str = ""  # test isolation: prefixed to consumed topics, DLQ topic and app id
+    topic_prefix: str = ""  # test isolation: prefixed to consumed topics, DLQ/control topics and app id
     app_id: str = ""
-    # faust batching (stream.noack_take): a batch is written when it has batch_max records or batch_within_ms
-    # after the previous one, whichever comes first; batch_max bounds one Redis transaction / JetStream burst.
-    batch_max: int = Field(5000, ge=1)
-    batch_within_ms: float = Field(5.0, gt=0)
-    commit_interval_s: float = Field(1.0, gt=0)  # faust broker_commit_interval (acked = written batches)
-    max_poll_records: int = Field(5000, ge=1)  # faust broker_max_poll_records
-    max_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # faust consumer_max_fetch_size (per partition)
-    stream_buffer_maxsize: int = Field(20_000, ge=1)  # faust channel queue: fetched, not yet batched
-    fast_fetch: bool = True  # runtime._fast_transport: faust's fetcher without its per-message tasks
+    batch_max: int = Field(5000, ge=1, le=100_000)  # records per batch (one Redis script / JetStream burst)
+    idle_poll_ms: float = Field(50.0, gt=0)  # longest wait for a first record when idle
+    commit_interval_s: float = Field(1.0, gt=0)  # Kafka offset commit period (written batches only)
+    max_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # per partition fetch size
+    session_timeout_ms: int = Field(10_000, ge=1000)
     retry_base_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(5.0, gt=0)
     metrics_port: int = 0  # 0 = no Prometheus HTTP endpoint
-    data_dir: str = ""  # faust data dir; default under the system temp dir
     log_level: str = "INFO"
 
     @property
@@ -71,7 +79,11 @@ class RedisBridgeSettings(_BridgeSettings):
     ttl_book_s: int = Field(300, ge=1)
     ttl_bars_s: int = Field(86400, ge=1)
     ttl_heartbeat_s: int = Field(30, ge=1)
-    ttl_state_s: int = Field(7 * 86400, ge=1)  # the bridge's own offsets hash and durable book state
+    ttl_state_s: int = Field(7 * 86400, ge=1)  # the bridge's own offsets, identity windows, book state
+    # Record identities remembered per (type, source, stream, session, symbol): must exceed the records
+    # of one key in the normalizer's open + aborted transactions (their re-production is skipped by
+    # identity; see README "Live path"). The normalizer's commit_max_records bounds a transaction.
+    dedupe_window: int = Field(20_000, ge=100)
     trades_max: int = Field(1000, ge=1)
     bars_max: int = Field(1440, ge=1)  # per bars list: one trading day of 1-minute bars
     book_depth: int = Field(10, ge=1)  # levels per side written to market:{symbol}:book
@@ -79,12 +91,9 @@ class RedisBridgeSettings(_BridgeSettings):
     monitor_interval_s: float = Field(5.0, gt=0)  # heartbeat + staleness check period
     control_plane: bool = True
     control_topic: str = "control.subscriptions"
-    # Legacy subscription type -> the control.subscriptions keys ("vendor:stream_type") it drives.
-    # Seed 000's consumers subscribe bars and trades per symbol: the same two Alpaca stream types here.
-    control_map: dict[str, tuple[str, ...]] = {
-        "stock": ("alpaca:trades", "alpaca:bars"),
-        "crypto": ("alpaca-crypto:trades", "alpaca-crypto:bars"),
-    }
+    # Legacy subscription type -> the control.subscriptions keys ("vendor:stream_type") it drives; by
+    # default the union of every vendor's registry row (``legacy_control``: the seed 000 vendor's).
+    control_map: dict[str, tuple[str, ...]] = Field(default_factory=lambda: legacy_control_map())
 
 
 class NatsBridgeSettings(_BridgeSettings):
@@ -101,3 +110,11 @@ class NatsBridgeSettings(_BridgeSettings):
     # NATS outage, redelivery) is deduplicated by JetStream. Costs server memory per message id.
     duplicate_window_s: float = Field(20 * 60, gt=0)
     ack_timeout_s: float = Field(5.0, gt=0)
+
+
+def legacy_control_map() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for spec in vendors.specs().values():
+        for stype, keys in spec.legacy_control:
+            out[stype] = (*out.get(stype, ()), *keys)
+    return out

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tickwire.backoff import Backoff
 from tickwire.bridges.config import RedisBridgeSettings
-from tickwire.bridges.runtime import backoff
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,15 @@ class ControlPlane:
         from tickwire.contract.codec import Codec, Subscription
         from tickwire.contract.control import ControlReader
 
-        codec = Codec(self.s.registry_url)
+        codec = Codec(self.s.schema_registry_url)
         reader = ControlReader(self.s.kafka_bootstrap_servers, self.topic, codec)
         try:
             current = reader.read_to_end()
         finally:
             reader.close()
-        producer = Producer({"bootstrap.servers": self.s.kafka_bootstrap_servers, "linger.ms": 0})
+        producer = Producer(
+            {"bootstrap.servers": self.s.kafka_bootstrap_servers, "linger.ms": 0, **self.s.kafka_client}
+        )
         written: dict[str, tuple[str, ...]] = {}
         for key, (add, remove) in changes.items():
             old = set(current[key].symbols) if key in current else set()
@@ -200,7 +202,7 @@ class ControlPlane:
         except ControlEventError as exc:
             log.warning("control event ignored %s", kv(error=exc, data=str(data)[:200]))
             return
-        attempt = 0
+        bo = Backoff(initial_s=self.s.retry_base_s, max_s=self.s.retry_max_s)
         while True:  # an accepted event is applied, whatever it takes
             try:
                 await self.apply(events)
@@ -208,14 +210,12 @@ class ControlPlane:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = backoff(attempt, self.s.retry_base_s, self.s.retry_max_s)
-                log.warning("control event apply failed %s", kv(attempt=attempt + 1, error=exc))
-                attempt += 1
-                await asyncio.sleep(delay)
+                log.warning("control event apply failed %s", kv(attempt=bo.attempt + 1, error=exc))
+                await asyncio.sleep(bo.next_delay())
 
     async def run(self) -> None:
         """Subscribe, reconcile, then follow events; reconnects (and reconciles again) after failures."""
-        attempt = 0
+        bo = Backoff(initial_s=self.s.retry_base_s, max_s=self.s.retry_max_s)
         while True:
             pubsub = self.r.pubsub()
             try:
@@ -223,7 +223,7 @@ class ControlPlane:
                 await pubsub.subscribe(self.channel)
                 await self.reconcile()
                 self.ready.set()
-                attempt = 0
+                bo.reset()
                 log.info("control plane listening %s", kv(channel=self.channel, topic=self.topic))
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -233,9 +233,8 @@ class ControlPlane:
                 raise
             except Exception as exc:
                 self.ready.clear()
-                delay = backoff(attempt, self.s.retry_base_s, self.s.retry_max_s)
+                delay = bo.next_delay()
                 log.warning("control plane error, restarting %s", kv(error=exc, delay=round(delay, 2)))
-                attempt += 1
                 await asyncio.sleep(delay)
             finally:
                 try:

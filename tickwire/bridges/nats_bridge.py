@@ -13,7 +13,12 @@ Stream: subjects ``market.>``, 24 h ``max_age``, file storage, limits retention,
 dropped as a duplicate), created or updated at start. Every message carries ``Nats-Msg-Id`` =
 ``shapes.msg_id`` (record type, source, stream, session, seq, sub_seq).
 
-Publishing: the whole batch goes out as core-NATS publishes with a reply subject each (one socket write),
+Live path: the bridge reads canonical records uncommitted (no wait for the normalizer's transactions);
+a record of a transaction the normalizer aborts was published already, and its re-produced copy (same
+identity, same ``Nats-Msg-Id``) is dropped by JetStream within ``duplicate_window_s``.
+
+Publishing: the whole batch goes out as core-NATS publishes (public ``publish`` API) with a reply subject
+each, queued without yielding so they leave in few socket writes,
 then all PubAcks are awaited together under ``ack_timeout_s``. Only then may the runtime commit the Kafka
 offsets. On a timeout or error the whole batch is re-published after a backoff; JetStream drops the
 copies that had been stored already (ack with ``duplicate=True``).
@@ -23,10 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
-import faust
 import nats
 import orjson
 from nats.js import api as jsapi
@@ -34,15 +37,14 @@ from nats.js.errors import NotFoundError
 
 from tickwire.bridges import metrics as m
 from tickwire.bridges import shapes
+from tickwire.bridges.batch import BridgeLoop, Item
 from tickwire.bridges.config import NatsBridgeSettings
-from tickwire.bridges.runtime import BridgeLoop, Item, attach, make_app
 from tickwire.logs import kv
+from tickwire.runtime.sink import SinkWorker
 
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
-# A msg id nats-py would put on the wire unchanged (it strips blanks and drops line breaks in values).
-_PLAIN_ID = re.compile(r"[^\s][^\r\n]*[^\s]|[^\s]").fullmatch
 
 
 def stream_config(s: NatsBridgeSettings) -> jsapi.StreamConfig:
@@ -83,8 +85,8 @@ class _Batch:
 
 class NatsWriter:
     """Publishes a batch as core-NATS messages with a reply subject each (what ``publish_async`` does, minus
-    its per-message task and socket write): the whole batch is queued without yielding and leaves in one
-    write; one wildcard subscription collects the PubAcks."""
+    its per-message future and task): the whole batch is queued without yielding and flushed together;
+    one wildcard subscription collects the PubAcks."""
 
     def __init__(self, s: NatsBridgeSettings) -> None:
         self.s = s
@@ -145,25 +147,13 @@ class NatsWriter:
         b = self._batch = _Batch()
         subject_for, payload, msg_id = shapes.subject_for, shapes.nats_payload, shapes.msg_id
         outstanding = b.outstanding
-        # nats-py's publish() costs ~2 µs per message in header validation and command building; for all
-        # but the last message we queue the identical HPUB command ourselves (nats-py 2.16 ``_send_command``,
-        # pinned). The last one goes through publish(), which also kicks the flusher: one socket write.
-        send = getattr(nc, "_send_command", None)
-        last = len(items) - 1
+        publish = nc.publish
         for i, it in enumerate(items):
             rec = it.record
             reply = reply_prefix + str(i)
             outstanding.add(reply)
-            subject, body, mid = subject_for(rec, prefix), payload(rec), msg_id(rec)
-            if i < last and send is not None and _PLAIN_ID(mid):
-                hdr = b"NATS/1.0\r\nNats-Msg-Id: %b\r\n\r\n" % mid.encode()
-                await send(
-                    b"HPUB %b %b %d %d\r\n%b%b\r\n"
-                    % (subject.encode(), reply.encode(), len(hdr), len(hdr) + len(body), hdr, body)
-                )
-            else:
-                # Does not yield: the command is appended to the client's buffer, flushed once we wait.
-                await nc.publish(subject, body, reply=reply, headers={MSG_ID: mid})
+            # Does not yield: the command is appended to the client's buffer, flushed once we wait.
+            await publish(subject_for(rec, prefix), payload(rec), reply=reply, headers={MSG_ID: msg_id(rec)})
         try:
             await asyncio.wait_for(b.done.wait(), timeout=self.s.ack_timeout_s)
         finally:
@@ -187,18 +177,10 @@ class PublishError(RuntimeError):
     """JetStream answered a publish with an error (retried as a whole batch)."""
 
 
-def build(s: NatsBridgeSettings) -> faust.App:
-    """The faust app of the NATS bridge (agent, stream creation at start)."""
-    app = make_app(s)
+def build(s: NatsBridgeSettings) -> SinkWorker:
+    """The NATS bridge: sink loop + writer; the stream is created at start (retried by the batches)."""
     writer = NatsWriter(s)
-    attach(app, BridgeLoop(s, "nats", writer))
+    loop = BridgeLoop(s, "nats", writer)
 
-    async def _init() -> None:
-        # Create the stream at start, before the first record (retried by the agent if NATS is down).
-        try:
-            await writer.start()
-        except Exception as exc:
-            log.warning("nats not reachable at start %s", kv(url=s.nats_url, error=exc))
-
-    app.task(_init)
-    return app
+    # The stream is created at start; if NATS is down the first batch's retries keep trying.
+    return SinkWorker(loop.sink_config(), loop.handle, on_start=loop.start, on_stop=loop.close)

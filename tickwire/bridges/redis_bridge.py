@@ -15,42 +15,36 @@ Per batch, one ``MULTI``/``EXEC`` pipeline (one round trip) carries every write:
   applying diffs without waiting for the next snapshot;
 - every key gets its surface's TTL (see config.py).
 
-Idempotence (exactly-once effect in Redis): the same transaction stores, per consumed topic-partition,
-the highest Kafka offset it applied (hash ``tickwire:bridge:{app_id}:offsets``). Redelivered records
-(offset <= watermark, e.g. after a crash before the Kafka commit, or a retried batch whose EXEC had in
-fact gone through) are skipped. Offsets, not (ts_event, seq), because they are the one total order of
-what was applied: event times legitimately go backwards (late trades, several sources per symbol) and
-seq restarts with each producer session. MULTI/EXEC makes the data and its watermark atomic; after any
-failure all in-memory caches (watermarks, tickers, books, bar heads) are dropped and re-read from Redis.
-Consequence: to rebuild Redis by re-consuming old offsets, delete the offsets hash first.
+Idempotence (exactly-once effect in Redis, also for records of transactions the normalizer later aborts):
+``redis_idem`` -- per-partition offset watermarks plus per-key windows of record identities, checked and
+advanced with the batch's writes in ONE Lua script guarded by per-key versions (compare-and-set). After
+any failure all in-memory caches (watermarks, windows, tickers, books, bar heads) are dropped and
+re-read from Redis. To rebuild Redis by re-consuming old offsets, delete the ``tickwire:bridge:{app_id}:*``
+keys first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Awaitable
 from typing import Any, cast
 
-import faust
 import orjson
 import redis.asyncio as aioredis
 
+from tickwire.bridges import redis_idem as idem
 from tickwire.bridges import shapes
+from tickwire.bridges.batch import BridgeLoop, Item
 from tickwire.bridges.config import RedisBridgeSettings
-from tickwire.bridges.runtime import BridgeLoop, Item, attach, make_app
 from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
 from tickwire.logs import kv
+from tickwire.runtime.sink import SinkWorker
 
 log = logging.getLogger(__name__)
-
-
-# PUBLISH each (channel, message) pair of ARGV, in order; inside the batch's MULTI/EXEC like any command.
-_PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
-_PUBLISH_CHUNK = 2 * 4000  # pairs per script call: bounded argument lists (Lua's unpack/stack limits)
 
 
 class Keys:
@@ -59,7 +53,12 @@ class Keys:
     def __init__(self, prefix: str, app_id: str) -> None:
         self.p = prefix
         self.offsets = f"{prefix}tickwire:bridge:{app_id}:offsets"
+        self.versions = f"{prefix}tickwire:bridge:{app_id}:seen"
+        self._seen = f"{prefix}tickwire:bridge:{app_id}:seen:"
         self.stale = f"{prefix}monitoring:data:stale"
+
+    def seen(self, wkey: str) -> str:
+        return self._seen + wkey
 
     def ticker(self, sym: str) -> str:
         return f"{self.p}market:{sym}:ticker"
@@ -91,13 +90,19 @@ def connect(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0)
 
 
+class ConcurrentWrite(RuntimeError):
+    """Another bridge instance advanced a key this batch touches: caches were stale (retried)."""
+
+
 class RedisWriter:
     def __init__(self, s: RedisBridgeSettings, client: aioredis.Redis | None = None) -> None:
         self.s = s
         self.r = client or connect(s.redis_url)
         self.k = Keys(s.key_prefix, s.full_app_id)
         self.d = s.timestamp_digits
+        self.script = self.r.register_script(idem.SCRIPT)
         self.wm: dict[tuple[str, int], int] = {}
+        self.windows: dict[str, idem.Window] = {}
         self.tickers: dict[str, shapes.Ticker] = {}
         self.books: dict[str, shapes.Book] = {}
         self.bar_heads: dict[str, str] = {}  # bars key -> ISO open time of its head bar ("" = empty)
@@ -111,6 +116,7 @@ class RedisWriter:
 
     async def reset(self) -> None:
         self.wm.clear()
+        self.windows.clear()
         self.tickers.clear()
         self.books.clear()
         self.bar_heads.clear()
@@ -119,9 +125,10 @@ class RedisWriter:
     def _field(topic: str, partition: int) -> str:
         return f"{topic}:{partition}"
 
-    async def _load(self, items: list[Item]) -> list[Item]:
-        """Fill caches this batch needs from Redis (one round trip); return the not-yet-applied items."""
+    async def _load(self, items: list[Item], keys: list[str]) -> None:
+        """Fill the caches this batch needs from Redis (one round trip)."""
         tps = sorted({(i.topic, i.partition) for i in items} - self.wm.keys())
+        wkeys = sorted(set(keys) - self.windows.keys())
         tick_syms = sorted(
             {i.record.symbol for i in items if isinstance(i.record, Trade | Quote | BookUpdate)}
             - self.tickers.keys()
@@ -134,58 +141,95 @@ class RedisWriter:
             {self.k.bars(i.record.symbol, i.record.timeframe) for i in items if isinstance(i.record, Bar)}
             - self.bar_heads.keys()
         )
-        if tps or tick_syms or book_syms or bar_keys:
-            pipe = self.r.pipeline(transaction=False)
-            if tps:
-                pipe.hmget(self.k.offsets, [self._field(t, p) for t, p in tps])
-            for sym in tick_syms:
-                pipe.get(self.k.ticker(sym))
-            for sym in book_syms:
-                pipe.hgetall(self.k.book_state(sym, "bids"))
-                pipe.hgetall(self.k.book_state(sym, "asks"))
-            for key in bar_keys:
-                pipe.lindex(key, 0)
-            res = list(await pipe.execute())
-            if tps:
-                for tp, v in zip(tps, res.pop(0), strict=True):
-                    self.wm[tp] = int(v) if v is not None else -1
-            for sym in tick_syms:
-                raw = res.pop(0)
-                self.tickers[sym] = shapes.Ticker.from_json(sym, raw) if raw else shapes.Ticker(sym)
-            for sym in book_syms:
-                book = shapes.Book()
-                book.bids = {int(p): int(q) for p, q in res.pop(0).items()}
-                book.asks = {int(p): int(q) for p, q in res.pop(0).items()}
-                self.books[sym] = book
-            for key in bar_keys:
-                head = res.pop(0)
-                self.bar_heads[key] = orjson.loads(head).get("timestamp", "") if head else ""
-        return [i for i in items if i.offset > self.wm[(i.topic, i.partition)]]
+        if not (tps or wkeys or tick_syms or book_syms or bar_keys):
+            return
+        pipe = self.r.pipeline(transaction=False)
+        if tps:
+            pipe.hmget(self.k.offsets, [self._field(t, p) for t, p in tps])
+        if wkeys:
+            pipe.hmget(self.k.versions, wkeys)
+        for wk in wkeys:
+            pipe.lrange(self.k.seen(wk), 0, -1)
+        for sym in tick_syms:
+            pipe.get(self.k.ticker(sym))
+        for sym in book_syms:
+            pipe.hgetall(self.k.book_state(sym, "bids"))
+            pipe.hgetall(self.k.book_state(sym, "asks"))
+        for key in bar_keys:
+            pipe.lindex(key, 0)
+        res = list(await pipe.execute())
+        if tps:
+            for tp, v in zip(tps, res.pop(0), strict=True):
+                self.wm[tp] = int(v) if v is not None else -1
+        if wkeys:
+            versions = res.pop(0)
+            for wk, ver in zip(wkeys, versions, strict=True):
+                self.windows[wk] = idem.Window(ver.decode() if ver else "", res.pop(0), self.s.dedupe_window)
+        for sym in tick_syms:
+            raw = res.pop(0)
+            self.tickers[sym] = shapes.Ticker.from_json(sym, raw) if raw else shapes.Ticker(sym)
+        for sym in book_syms:
+            book = shapes.Book()
+            book.bids = {int(p): int(q) for p, q in res.pop(0).items()}
+            book.asks = {int(p): int(q) for p, q in res.pop(0).items()}
+            self.books[sym] = book
+        for key in bar_keys:
+            head = res.pop(0)
+            self.bar_heads[key] = orjson.loads(head).get("timestamp", "") if head else ""
+
+    def _fresh(self, items: list[Item], keys: list[str]) -> tuple[list[Item], dict[str, list[int]]]:
+        """Records not written before (offset above the watermark AND identity not in its window)."""
+        fresh: list[Item] = []
+        new: dict[str, list[int]] = defaultdict(list)
+        wm, windows = self.wm, self.windows
+        for it, wk in zip(items, keys, strict=True):
+            if it.offset <= wm[(it.topic, it.partition)]:
+                continue
+            rec = it.record
+            i = (rec.seq << 32) | rec.sub_seq  # idem.ident, inlined (per record)
+            seen = windows[wk].seen
+            if i in seen:
+                continue  # an aborted copy was written already (or a duplicate within the batch)
+            seen.add(i)
+            new[wk].append(i)
+            fresh.append(it)
+        return fresh, new
 
     async def write(self, items: list[Item]) -> int:
-        fresh = await self._load(items)
-        if not fresh:
-            return 0
+        window_key = idem.window_key
+        keys = [window_key(i.record) for i in items]
+        await self._load(items, keys)
+        fresh, new = self._fresh(items, keys)
+        offsets: dict[str, int] = {}
+        for it in items:  # skipped records advance the watermark too: they are done
+            f = self._field(it.topic, it.partition)
+            offsets[f] = max(offsets.get(f, -1), it.offset)
         k, s, d = self.k, self.s, self.d
-        pipe = self.r.pipeline(transaction=True)
+        sc = idem.Script(k.versions)
+        for wk, ids in new.items():
+            w = self.windows[wk]
+            blob, drop = w.add_chunk(ids)
+            version = str(int(w.version or "0") + 1)
+            sc.check(wk, w.version, version)
+            w.version = version
+            sc.cmd("RPUSH", k.seen(wk), blob)
+            if drop:
+                sc.cmd("LTRIM", k.seen(wk), drop, -1)
+            sc.cmd("EXPIRE", k.seen(wk), s.ttl_state_s)
+        if new:
+            sc.cmd("EXPIRE", k.versions, s.ttl_state_s)
         trades: dict[str, list[bytes]] = defaultdict(list)
         bar_keys: set[str] = set()
         dirty_tickers: set[str] = set()
         book_rewrite: set[str] = set()
         book_changes: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
-        offsets: dict[str, int] = {}
-        # PUBLISH arguments (channel, message, ...) in record order, sent as one script call: one command
-        # instead of one per trade (redis-py's per-command cost dominated the transaction).
-        publish: list[str | bytes] = []
         trades_channel, trade_payloads = k.trades_channel, shapes.trade_payloads
         for it in fresh:
             rec = it.record
             sym = rec.symbol
-            offsets[self._field(it.topic, it.partition)] = it.offset
             if isinstance(rec, Trade):
                 message, entry = trade_payloads(rec, d)
-                publish.append(trades_channel(sym))
-                publish.append(message)
+                sc.cmd("PUBLISH", trades_channel(sym), message)
                 trades[sym].append(entry)
                 if self.tickers[sym].apply_trade(rec.price, rec.size, rec.ts_event):
                     dirty_tickers.add(sym)
@@ -195,34 +239,34 @@ class RedisWriter:
             elif isinstance(rec, Bar):
                 payload = shapes.bar_message(rec, d)
                 if rec.timeframe == "1m":
-                    publish.append(k.bars_channel(sym))
-                    publish.append(payload)
+                    sc.cmd("PUBLISH", k.bars_channel(sym), payload)
                 key = k.bars(sym, rec.timeframe)
                 ts = shapes.iso_from_ns(rec.ts_event, d)
                 if self.bar_heads.get(key) == ts:
-                    pipe.lpop(key)  # a corrected bar replaces the one with the same open time
-                pipe.lpush(key, payload)
+                    sc.cmd("LPOP", key)  # a corrected bar replaces the one with the same open time
+                sc.cmd("LPUSH", key, payload)
                 self.bar_heads[key] = ts
                 bar_keys.add(key)
             else:
                 self._apply_book(rec, book_rewrite, book_changes, dirty_tickers)
-        for i in range(0, len(publish), _PUBLISH_CHUNK):
-            pipe.eval(_PUBLISH_MANY, 0, *publish[i : i + _PUBLISH_CHUNK])
         for sym, entries in trades.items():
             key = k.trades(sym)
-            pipe.lpush(key, *entries)
-            pipe.ltrim(key, 0, s.trades_max - 1)
-            pipe.expire(key, s.ttl_trades_s)
+            sc.cmd_many("LPUSH", key, entries)
+            sc.cmd("LTRIM", key, 0, s.trades_max - 1)
+            sc.cmd("EXPIRE", key, s.ttl_trades_s)
         for key in bar_keys:
-            pipe.ltrim(key, 0, s.bars_max - 1)
-            pipe.expire(key, s.ttl_bars_s)
+            sc.cmd("LTRIM", key, 0, s.bars_max - 1)
+            sc.cmd("EXPIRE", key, s.ttl_bars_s)
         for sym in dirty_tickers:
-            pipe.set(k.ticker(sym), self.tickers[sym].to_json(d), ex=s.ttl_ticker_s)
+            sc.cmd("SET", k.ticker(sym), self.tickers[sym].to_json(d), "EX", s.ttl_ticker_s)
         for sym in book_rewrite | book_changes.keys():
-            self._write_book(pipe, sym, sym in book_rewrite, book_changes.get(sym))
-        pipe.hset(k.offsets, mapping=cast(Any, offsets))
-        pipe.expire(k.offsets, s.ttl_state_s)
-        await pipe.execute()
+            self._write_book(sc, sym, sym in book_rewrite, book_changes.get(sym))
+        if offsets:
+            # Strings: Lua numbers are doubles (offsets stay exact as text).
+            sc.cmd_many("HSET", k.offsets, [v for f, o in offsets.items() for v in (f, str(o))])
+            sc.cmd("EXPIRE", k.offsets, s.ttl_state_s)
+        if await self.script(args=sc.argv()) != 1:
+            raise ConcurrentWrite("identity window changed under us (another bridge instance wrote)")
         for f, off in offsets.items():
             topic, _, part = f.rpartition(":")
             self.wm[(topic, int(part))] = off
@@ -255,26 +299,31 @@ class RedisWriter:
                 dirty_tickers.add(sym)
 
     def _write_book(
-        self, pipe: Any, sym: str, rewrite: bool, change: tuple[dict[int, int], dict[int, int]] | None
+        self,
+        sc: idem.Script,
+        sym: str,
+        rewrite: bool,
+        change: tuple[dict[int, int], dict[int, int]] | None,
     ) -> None:
         k, s = self.k, self.s
         book = self.books[sym]
         bids, asks = book.top(s.book_depth)
-        pipe.set(k.book(sym), shapes.book_json(sym, bids, asks, book.ts_event, self.d), ex=s.ttl_book_s)
+        payload = shapes.book_json(sym, bids, asks, book.ts_event, self.d)
+        sc.cmd("SET", k.book(sym), payload, "EX", s.ttl_book_s)
         for side, levels, idx in (("bids", book.bids, 0), ("asks", book.asks, 1)):
             key = k.book_state(sym, side)
             if rewrite:
-                pipe.delete(key)
+                sc.cmd("DEL", key)
                 if levels:
-                    pipe.hset(key, mapping={str(p): str(q) for p, q in levels.items()})
+                    sc.cmd_many("HSET", key, [v for p, q in levels.items() for v in (str(p), str(q))])
             elif change is not None:
-                upd = {str(p): str(q) for p, q in change[idx].items() if q > 0}
+                upd = [v for p, q in change[idx].items() if q > 0 for v in (str(p), str(q))]
                 rem = [str(p) for p, q in change[idx].items() if q <= 0]
                 if upd:
-                    pipe.hset(key, mapping=upd)
+                    sc.cmd_many("HSET", key, upd)
                 if rem:
-                    pipe.hdel(key, *rem)
-            pipe.expire(key, s.ttl_state_s)
+                    sc.cmd_many("HDEL", key, rem)
+            sc.cmd("EXPIRE", key, s.ttl_state_s)
 
     async def monitor(self, status: dict[str, Any]) -> None:
         """Heartbeat + ``monitoring:data:stale`` (symbols this instance wrote, silent for too long)."""
@@ -307,38 +356,44 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build(s: RedisBridgeSettings) -> faust.App:
-    """The faust app of the Redis bridge (agent, monitor timer, control plane task)."""
-    app = make_app(s)
+def build(s: RedisBridgeSettings) -> SinkWorker:
+    """The Redis bridge: sink loop + writer, a heartbeat/staleness task and the legacy control plane."""
     writer = RedisWriter(s)
     loop = BridgeLoop(s, "redis", writer)
-    attach(app, loop)
     instance = instance_id()
+    tasks: list[asyncio.Task[None]] = []
 
     async def _monitor() -> None:
-        status = {
-            "component": s.full_app_id,
-            "instance": instance,
-            "status": "retrying" if loop.last_error and not loop.started else "ok",
-            "batches": loop.batches,
-            "records_written": loop.written,
-            "last_write": shapes.iso_from_ns(int(loop.last_write_wall * 1e9), 3) if loop.batches else None,
-            "last_error": loop.last_error,
-        }
-        try:
-            await writer.monitor(status)
-        except Exception as exc:  # Redis down: the agent's retries report it; just try again next tick
-            log.debug("redis monitor failed %s", kv(error=exc))
+        while True:
+            await asyncio.sleep(s.monitor_interval_s)
+            last = shapes.iso_from_ns(int(loop.last_write_wall * 1e9), 3) if loop.batches else None
+            status = {
+                "component": s.full_app_id,
+                "instance": instance,
+                "status": "retrying" if loop.failing else "ok",
+                "batches": loop.batches,
+                "records_written": loop.written,
+                "last_write": last,
+                "last_error": loop.last_error,
+            }
+            try:
+                await writer.monitor(status)
+            except Exception as exc:  # Redis down: the batch retries report it; try again next tick
+                log.debug("redis monitor failed %s", kv(error=exc))
 
-    app.timer(s.monitor_interval_s)(_monitor)
+    async def _start() -> None:
+        await loop.start()
+        tasks.append(asyncio.create_task(_monitor()))
+        if s.control_plane:
+            from tickwire.bridges.control_plane import ControlPlane
 
-    def _on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> Awaitable[None]:
-        # Another instance may have written our new partitions' symbols meanwhile: re-read from Redis.
-        return writer.reset()
+            tasks.append(asyncio.create_task(ControlPlane(s).run()))
 
-    app.on_partitions_assigned.connect(_on_assigned)
-    if s.control_plane:
-        from tickwire.bridges.control_plane import ControlPlane
+    async def _stop() -> None:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await loop.close()
 
-        app.task(ControlPlane(s).run)
-    return app
+    # On (re)assignment another instance may have written our new partitions' symbols: re-read them.
+    return SinkWorker(loop.sink_config(), loop.handle, on_start=_start, on_stop=_stop, on_assign=writer.reset)

@@ -55,6 +55,9 @@ class VendorSpec:
     # Raw records are keyed by stream, so one partition holds every seq of a stream and a forward seq
     # jump is a real gap; symbol-keyed raw topics scatter a stream's seqs over partitions.
     seq_gap: bool = False
+    # Legacy Redis control plane (seed 000): subscription type ("stock", "crypto") -> the
+    # control.subscriptions keys ("vendor:stream_type") a legacy subscribe event of that type drives.
+    legacy_control: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Envelope content type of its raw payloads when a file does not say (``tickwire parse``).
     content_type: str = "json"
     # control.subscriptions vendor keys this vendor's producers follow (e.g. a crypto feed of its own).

@@ -128,30 +128,38 @@ def offline_pipeline(codec: Codec) -> Pipeline:
     )
 
 
+def raw_records(args: argparse.Namespace, fh: IO[bytes]) -> Iterator[tuple[int, bytes, Envelope]]:
+    """(line, payload, envelope) of each raw record the input stands for, in order: what a producer
+    would have put on ``<source>.raw`` (one partition)."""
+    spec = vendors.spec(args.source)
+    content_type = args.content_type or spec.content_type
+    for seq, (line, payload, stream, ts_recv) in enumerate(_items(args, get_parser(args.source), fh), 1):
+        env = Envelope(
+            source=args.source,
+            stream=stream or args.stream or "ws",
+            session=args.session,
+            seq=seq,
+            ts_recv=ts_recv if ts_recv is not None else time.time_ns(),
+            content_type="dbn" if payload[:3] == b"DBN" else content_type,
+        )
+        yield line, payload, env
+
+
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Every payload through ``Pipeline.process`` (validation, crossed flag, dedupe, bars, DLQ) as one
     partition of ``<source>.raw``: the records the live normalizer publishes for the same raw records."""
     try:
         spec = vendors.spec(args.source)
-        parser = get_parser(args.source)
+        get_parser(args.source)
     except (UnknownVendorError, ImportError) as exc:
         err.write(f"tickwire parse: {exc}\n")
         return 2
-    content_type = args.content_type or spec.content_type
     codec = Codec(None)
     pipe = offline_pipeline(codec)
     rejected = 0
     fh: IO[bytes] = sys.stdin.buffer if args.file in (None, "-") else Path(args.file).open("rb")  # noqa: SIM115
     try:
-        for seq, (line, payload, stream, ts_recv) in enumerate(_items(args, parser, fh), 1):
-            env = Envelope(
-                source=args.source,
-                stream=stream or args.stream or "ws",
-                session=args.session,
-                seq=seq,
-                ts_recv=ts_recv if ts_recv is not None else time.time_ns(),
-                content_type="dbn" if payload[:3] == b"DBN" else content_type,
-            )
+        for seq, (line, payload, env) in enumerate(raw_records(args, fh), 1):
             msg = RawMessage(spec.raw_topic, 0, seq - 1, None, payload, env.to_headers())
             res = pipe.process(msg)
             if res.status == "dlq":

@@ -66,26 +66,24 @@ Sink workers (``SinkWorker``) — Kafka in, an external system out (the bridges)
 ------------------------------------------------------------------------------
 ::
 
-    from tickwire.runtime import SinkConfig, SinkWorker, RetryableError
+    from tickwire.runtime import SinkConfig, SinkWorker
 
-    def write(batch: list[Message]) -> None | Awaitable[None]:
-        ...                          # write to Redis/NATS; raise RetryableError(...) on an outage
+    async def write(batch: list[Message]) -> None:
+        ...                          # write to Redis/NATS; raise on an outage: retried, never skipped
 
-    SinkWorker(SinkConfig(bootstrap_servers=..., group_id="redis-bridge", topics=[...],
-                          isolation_level="read_uncommitted"), write).run()
+    SinkWorker(SinkConfig(bootstrap_servers=..., group_id="redis-bridge", topics=(...)), write,
+               on_start=connect, on_stop=close, on_assign=reset).run()
 
-* The handler gets each consumed batch (``Message`` = ``confluent_kafka.Message``; per partition in
-  offset order); when it returns,
-  the batch's offsets are committed (synchronously, at most every ``commit_interval_ms``, always before
-  a revoke and at stop). A coroutine handler runs on an event loop the worker owns (one loop for the
-  worker's life, so async clients keep their connections; ``SinkWorker(..., on_start=, on_stop=)``
-  coroutines run on it too).
-* ``RetryableError`` (or any exception when ``retry_all_errors=True``, the default): the batch's
-  partitions are sought back to the batch's first offsets, the worker waits the project's capped,
-  fully jittered ``tickwire.backoff.Backoff`` delay (``retry_base_s``..``retry_cap_s``) and the same
-  records come again: no loss, no skip. The handler must be
-  idempotent for a batch it saw partly written (bridges: record identity / ``Nats-Msg-Id``).
-* ``on_revoke(tps)`` (optional callable) runs after the final commit for partitions that leave.
+* Reads ``read_uncommitted`` by default (the bridges' live path: no wait for the normalizer's
+  commits; writers are idempotent by record identity).
+* Batches without waiting: the first record is awaited, then whatever else is already fetched is taken
+  up to ``batch_max`` — an idle sink writes a lone record at once, a busy one big batches.
+* Offsets are stored only after the handler returned and committed every ``commit_interval_s``, before
+  a revoke and at stop. A failing handler is retried on the same records with ``Backoff`` delays while
+  the partitions are paused (membership stays alive); one event loop lives as long as the worker, so
+  async clients and background tasks keep running between batches.
+* Assignment ``range``: with equal partition counts, partition ``i`` of every input topic goes to one
+  member, so a symbol's trades, quotes and book meet in one process.
 
 Common
 ------
@@ -104,11 +102,11 @@ Common
 from __future__ import annotations
 
 from tickwire.backoff import Backoff
-from tickwire.runtime.config import SinkConfig, StreamConfig
+from tickwire.runtime.config import StreamConfig
 from tickwire.runtime.errors import FatalRuntimeError, RetryableError
 from tickwire.runtime.lifecycle import install_signal_handlers
 from tickwire.runtime.processor import TP, Context, Message, Processor
-from tickwire.runtime.sink import SinkWorker
+from tickwire.runtime.sink import SinkConfig, SinkWorker
 from tickwire.runtime.state import PartitionState, changelog_topic
 from tickwire.runtime.worker import StreamWorker
 

@@ -153,12 +153,3 @@ class StreamConfig(_Base):
             }
         )
         return conf
-
-
-class SinkConfig(_Base):
-    """A sink worker (Kafka in -> an external system; the bridges)."""
-
-    retry_base_s: float = Field(default=0.2, gt=0)
-    retry_cap_s: float = Field(default=5.0, gt=0)
-    # Treat every handler exception as retryable (a bug then stalls visibly instead of skipping data).
-    retry_all_errors: bool = True

@@ -1,34 +1,83 @@
-"""``SinkWorker``: Kafka in, an external system out (the bridges). See the package doc.
+"""The runtime's sink mode (the bridges): consume a batch, hand it to an async handler, commit only after
+it returned. ``SinkWorker(config, handler, on_start=, on_stop=, on_assign=).run()``, ``stop()``; the
+handler gets ``confluent_kafka.Message`` lists in offset order per partition. Public confluent-kafka API.
 
-Offsets are committed only for records whose handler call returned; a failed call seeks its partitions
-back to the batch's first offsets and the same records come again after a capped, jittered backoff.
+- Reads ``read_uncommitted`` (the live path: no wait for the normalizer's transaction commits; the
+  writers are idempotent by record identity, see bridges/README.md "Live path").
+- Batches without waiting: the first record is awaited (``poll`` in a worker thread, so the event loop
+  keeps serving the writers' connections), then whatever else is already fetched is taken at once
+  (``consume(timeout=0)``) up to ``batch_max``. An idle bridge writes a lone record at once; a busy one
+  writes big batches.
+- Offsets of a batch are stored only after the handler returned and committed every
+  ``commit_interval_s``, before partitions are revoked and at stop: an offset never passes an unwritten
+  record.
+- A failing handler is retried with the project's backoff (``tickwire.backoff.Backoff``), forever, on the
+  same records. While it waits the partitions are paused and ``poll`` keeps the group membership alive;
+  if a rebalance happens meanwhile the batch is dropped unwritten (nothing of it was committed, its
+  partitions are fetched again from the committed offsets by whoever owns them now).
+- Assignment ``range``: with equal partition counts, partition ``i`` of every canonical topic goes to one
+  member, so a symbol's trades, quotes and book meet in one process (the Redis ticker merges them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from pydantic import BaseModel, ConfigDict, Field
 
 from tickwire.backoff import Backoff
 from tickwire.logs import kv
-from tickwire.runtime.config import SinkConfig
-from tickwire.runtime.errors import FatalRuntimeError, RetryableError
-from tickwire.runtime.group import GroupMember
-from tickwire.runtime.processor import TP, Message
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[list[Message]], "Awaitable[None] | None"]
-Hook = Callable[[], "Awaitable[None] | None"]
+Handler = Callable[[list[Message]], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+ClientValue = str | int | float | bool
 
 
-class SinkWorker(GroupMember):
+class SinkConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str
+    group_id: str
+    topics: tuple[str, ...]
+    kafka_client: dict[str, ClientValue] = Field(default_factory=dict)
+    batch_max: int = Field(5000, ge=1)
+    idle_poll_s: float = Field(0.05, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)
+    max_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    isolation_level: str = "read_uncommitted"
+    retry_base_s: float = Field(0.2, gt=0)
+    retry_cap_s: float = Field(5.0, gt=0)
+
+    def consumer_conf(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group_id,
+            "partition.assignment.strategy": "range",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": self.isolation_level,
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": min(1000, self.session_timeout_ms // 3),
+            "max.partition.fetch.bytes": self.max_fetch_bytes,
+            "fetch.max.bytes": max(self.max_fetch_bytes, 52_428_800),
+            "queued.max.messages.kbytes": 65536,
+            "allow.auto.create.topics": False,
+        }
+        conf.update(self.kafka_client)
+        return conf
+
+
+class SinkWorker:
     def __init__(
         self,
         cfg: SinkConfig,
@@ -36,127 +85,128 @@ class SinkWorker(GroupMember):
         *,
         on_start: Hook | None = None,
         on_stop: Hook | None = None,
-        on_revoke: Callable[[list[TP]], None] | None = None,
+        on_assign: Hook | None = None,
     ) -> None:
-        super().__init__(cfg)
-        self.scfg = cfg
+        self.cfg = cfg
         self.handler = handler
-        self.on_start = on_start
-        self.on_stop = on_stop
-        self.on_revoke_hook = on_revoke
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pending: dict[TP, int] = {}  # handled, uncommitted: next offset per partition
-        self._pending_records = 0
+        self.on_start, self.on_stop, self.on_assign = on_start, on_stop, on_assign
+        self._stop = False
+        self._consumer: Any = None
+        self._pending: dict[tuple[str, int], int] = {}  # written, not yet committed: next offset
+        self._generation = 0  # bumped by every rebalance callback
+        self._reassigned = False
         self._last_commit = time.monotonic()
-        self._backoff = Backoff(cfg.retry_base_s, cfg.retry_cap_s)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge-poll")
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
-        res = fn(*args)
-        if inspect.isawaitable(res):
-            if self.loop is None:
-                self.loop = asyncio.new_event_loop()
-            self.loop.run_until_complete(res)
+    def stop(self) -> None:
+        """Finish the batch (or give up the retry), commit what was written, leave the group."""
+        self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
 
     def run(self) -> int:
-        if self.on_start is not None:
-            self._call(self.on_start)
-        self._subscribe()
-        try:
-            while not self.stopping:
-                self._step()
-            self._commit()
-        finally:
-            self._close_consumer()
-            try:
-                if self.on_stop is not None:
-                    self._call(self.on_stop)
-            finally:
-                if self.loop is not None:
-                    self.loop.close()
+        asyncio.run(self._main())
         return 0
 
-    def _step(self) -> None:
-        msgs = self.consumer.consume(self.cfg.batch_size, self.cfg.poll_timeout_ms / 1000)
-        if self.fatal is not None:
-            raise self.fatal
-        batch: list[Message] = []
+    # -- rebalance callbacks: run inside poll/consume, i.e. between batches, never mid-write --
+
+    def _on_assign(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        self._generation += 1
+        self._reassigned = True
+        log.info("partitions assigned %s", kv(group=self.cfg.group_id, n=len(parts)))
+
+    def _on_revoke(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        self._generation += 1
+        self._commit(sync=True)
+        self._pending.clear()
+        log.info("partitions revoked %s", kv(group=self.cfg.group_id, n=len(parts)))
+
+    def _on_lost(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        self._generation += 1
+        self._pending.clear()  # no longer ours: whoever has them now continues from the committed offsets
+        log.warning("partitions lost %s", kv(group=self.cfg.group_id, n=len(parts)))
+
+    def _commit(self, sync: bool) -> None:
+        if not self._pending or self._consumer is None:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=not sync)
+            self._pending.clear()
+        except KafkaException as exc:  # kept pending: retried at the next commit point
+            log.warning("offset commit failed %s", kv(group=self.cfg.group_id, error=exc))
+        self._last_commit = time.monotonic()
+
+    # -- the loop --
+
+    async def _next_batch(self, carry: list[Message]) -> list[Message]:
+        c = self._consumer
+        msgs: list[Message] = carry + c.consume(max(1, self.cfg.batch_max - len(carry)), timeout=0)
+        if not msgs:
+            first = await asyncio.get_running_loop().run_in_executor(self._pool, c.poll, self.cfg.idle_poll_s)
+            if first is None:
+                return []
+            msgs = [first, *c.consume(self.cfg.batch_max - 1, timeout=0)]
+        good = []
         for m in msgs:
             err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if err.fatal():
-                    raise FatalRuntimeError(f"consumer: {err}")
+            if err is None:
+                good.append(m)
+            else:
                 log.warning("consumer error %s", kv(group=self.cfg.group_id, error=err))
-                continue
-            tp = TP(m.topic(), m.partition())
-            if tp in self.rewind_to:  # else a revoked partition's straggler
-                batch.append(m)
-        now = time.monotonic()
-        if batch:
-            self.metrics.batch.observe(len(batch))
-            self._handle(batch)
-        if self.pending and (
-            self._pending_records >= self.cfg.commit_max_records
-            or now - self._last_commit >= self.cfg.commit_interval_ms / 1000
-        ):
-            self._commit()
-        self._update_lag(now)
+        return good
 
-    def _handle(self, batch: list[Message]) -> None:
-        try:
-            self._call(self.handler, batch)
-        except Exception as exc:
-            if not (isinstance(exc, RetryableError) or self.scfg.retry_all_errors):
-                raise
-            self.metrics.abort(type(exc).__name__)
-            first: dict[TP, int] = {}
-            for m in batch:
-                first.setdefault(TP(m.topic(), m.partition()), m.offset())
-            delay = self._backoff.next_delay()
-            log.warning(
-                "sink write failed, retrying %s",
-                kv(group=self.cfg.group_id, error=exc, attempt=self._backoff.attempt, delay_s=f"{delay:.3f}"),
-            )
-            self._rewind(first)  # the same records come again: nothing skipped
-            self._sleep(delay)
-            return
-        self._backoff.reset()
+    async def _write(self, batch: list[Message]) -> list[Message]:
+        """Write ``batch``, retrying; returns records fetched during a retry (the next batch's start)."""
+        gen = self._generation
+        bo = Backoff(initial_s=self.cfg.retry_base_s, max_s=self.cfg.retry_cap_s)
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._reassigned and self.on_assign is not None:
+                self._reassigned = False
+                await self.on_assign()
+            try:
+                await self.handler(batch)
+                break
+            except Exception as exc:  # the handler logged and counted it; same records again after a wait
+                delay = bo.next_delay()
+                log.debug("batch retry %s", kv(delay=round(delay, 2), error=exc))
+                c = self._consumer
+                c.pause(c.assignment())
+                got = await loop.run_in_executor(self._pool, c.poll, delay)
+                c.resume(c.assignment())
+                if self._stop:
+                    return []
+                if self._generation != gen:
+                    log.info("rebalance during retry: batch dropped unwritten %s", kv(records=len(batch)))
+                    return [got] if got is not None and got.error() is None else []
         for m in batch:
-            self.pending[TP(m.topic(), m.partition())] = m.offset() + 1
-        self._pending_records += len(batch)
-        self.metrics.records_in.inc(len(batch))
+            self._pending[(m.topic() or "", m.partition() or 0)] = (m.offset() or 0) + 1
+        return []
 
-    def _commit(self, only: list[TP] | None = None) -> None:
-        if not self.pending:
-            return
-        keys = list(self.pending) if only is None else [tp for tp in only if tp in self.pending]
-        if not keys:
-            return
-        offsets = [TopicPartition(tp.topic, tp.partition, self.pending[tp]) for tp in keys]
-        t0 = time.perf_counter()
+    async def _main(self) -> None:
+        self._consumer = Consumer(self.cfg.consumer_conf())
+        self._consumer.subscribe(
+            list(self.cfg.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info("sink subscribed %s", kv(group=self.cfg.group_id, topics=",".join(self.cfg.topics)))
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # Written but not committed: the records come again after a restart (handlers are idempotent).
-            log.warning("offset commit failed %s", kv(group=self.cfg.group_id, error=exc))
-            return
-        for tp in keys:
-            self.rewind_to[tp] = self.pending.pop(tp)
-        self._pending_records = 0 if not self.pending else self._pending_records
-        self._last_commit = time.monotonic()
-        self.metrics.commits.inc()
-        self.metrics.commit.observe(time.perf_counter() - t0)
-
-    def _revoking(self, tps: list[TP]) -> None:
-        self._commit(tps)
-        for tp in tps:
-            self.pending.pop(tp, None)
-        if self.on_revoke_hook is not None:
-            self.on_revoke_hook(tps)
-
-    def _lost(self, tps: list[TP]) -> None:
-        for tp in tps:
-            self.pending.pop(tp, None)
-        if self.on_revoke_hook is not None:
-            self.on_revoke_hook(tps)
+            if self.on_start is not None:
+                await self.on_start()
+            carry: list[Message] = []
+            while not self._stop:
+                batch = await self._next_batch(carry)
+                carry = await self._write(batch) if batch else []
+                if time.monotonic() - self._last_commit >= self.cfg.commit_interval_s:
+                    self._commit(sync=False)
+            self._commit(sync=True)
+        finally:
+            try:
+                if self.on_stop is not None:
+                    await self.on_stop()
+            finally:
+                self._consumer.close()  # leaves the group: partitions move at once
+                self._pool.shutdown(wait=False)
+                log.info("sink stopped %s", kv(group=self.cfg.group_id))

@@ -34,4 +34,9 @@ SPEC = VendorSpec(
     simulator="tickwire.vendors.alpaca.simulator",
     run="tickwire.vendors.alpaca:run_components",
     control_vendors=("alpaca", "alpaca-crypto"),
+    # Seed 000's consumers subscribe bars and trades per symbol through Redis: these two stream types.
+    legacy_control=(
+        ("stock", ("alpaca:trades", "alpaca:bars")),
+        ("crypto", ("alpaca-crypto:trades", "alpaca-crypto:bars")),
+    ),
 )

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from tickwire.contract.exact import AmountError, int_to_units, parse_units
+from tickwire.contract.exact import UNITS_CACHE, AmountError, int_to_units, parse_units
 from tickwire.contract.parser import ParseError
 
 
@@ -60,6 +60,11 @@ class BookContinuity:
 
     def snapshot(self, key: str, last: int, ts: int) -> None:
         self.books[key] = _Book(last=last, after_snapshot=True, ts=ts)
+
+    def is_stale(self, key: str, last: int) -> bool:
+        """True when ``diff(key, ..., last, ...)`` would answer STALE; changes nothing."""
+        b = self.books.get(key)
+        return b is not None and last <= b.last
 
     def diff(self, key: str, first: int, last: int, ts: int) -> Check:
         """Check a diff covering update ids ``first..last`` (the caller ensures first <= last)."""
@@ -170,6 +175,17 @@ def size(v: Any, what: str) -> int:
     n = amount(v, what)
     if n < 0:
         raise ParseError(f"{what}: negative {n}")
+    return n
+
+
+_UNITS = UNITS_CACHE  # text -> units of every amount text parse_units has accepted
+
+
+def size_text(v: str, what: str) -> int:
+    """``size`` for a value a typed decoder already knows is a str: a cached text costs one dict hit."""
+    n = _UNITS.get(v)
+    if n is None or n < 0:
+        return size(v, what)  # first sight, or negative: the full path (and its exact error)
     return n
 
 

@@ -21,11 +21,30 @@ class AmountError(ValueError):
     """An amount that is not a finite decimal representable in 1e-9 units."""
 
 
+# Successful parses by text. Feeds repeat the same price and size texts constantly (a book's levels, a
+# quote's sides), and a dict hit costs a tenth of a parse. Bounded: cleared when full (a pure function's
+# cache, so clearing only costs speed). Hot paths may read it directly (``UNITS_CACHE.get(text)``), never
+# write it.
+UNITS_CACHE: dict[str | bytes, int] = {}
+_CACHE = UNITS_CACHE
+_CACHE_MAX = 100_000
+
+
 def parse_units(text: str | bytes) -> int:
     """Parse decimal text ("25.35190000", "-1e-3", "100") into 1e-9 units, exactly.
 
     Rejects NaN/inf, empty strings and values with non-zero digits beyond the 9th decimal.
     """
+    units = _CACHE.get(text)
+    if units is None:
+        units = _parse_units(text)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[text] = units
+    return units
+
+
+def _parse_units(text: str | bytes) -> int:
     s = text.decode() if isinstance(text, bytes) else text
     # Fast path for the common shape "123.4500": digits, one dot, at most 9 decimals.
     whole, dot, frac = s.partition(".")

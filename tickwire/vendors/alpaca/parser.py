@@ -22,15 +22,15 @@ Policy:
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgpack
+import msgspec
 
 from tickwire.contract.envelope import Envelope
-from tickwire.contract.exact import MAX_ABS, ONE, AmountError, float_to_units, parse_units
+from tickwire.contract.exact import MAX_ABS, ONE, UNITS_CACHE, AmountError, float_to_units, parse_units
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import (
     AssetClass,
@@ -45,6 +45,8 @@ from tickwire.contract.records import (
     Trade,
 )
 from tickwire.contract.symbols import SymbolError, parse_option, rfc3339_to_ns
+from tickwire.vendors.alpaca import wire
+from tickwire.vendors.alpaca.wire import decode_frame
 
 MIN_TS = 631_152_000 * 10**9  # 1990-01-01
 MAX_AHEAD = 86_400 * 10**9  # one day after ts_recv
@@ -55,8 +57,7 @@ BAR_TYPES = {"b": ("1m", False), "d": ("1d", False), "u": ("1m", True)}
 MARKET_TYPES = frozenset({"t", "q", "o", *BAR_TYPES})
 
 
-class _Num(str):
-    """A JSON number's original text (json.loads parse_float hook): exact, never a float."""
+_Num = wire.Num  # older parser-state snapshots pickled error frames holding this name's numbers
 
 
 @dataclass
@@ -110,27 +111,6 @@ def _ts(v: Any, ts_recv: int) -> int:
     return ns
 
 
-def _bad_constant(name: str) -> Any:
-    raise ParseError(f"non-finite number {name} in JSON")
-
-
-def decode_frame(payload: bytes, content_type: str) -> list[Any]:
-    try:
-        if content_type == "msgpack":
-            msgs = msgpack.unpackb(payload, raw=False, timestamp=0, strict_map_key=False)
-        else:
-            msgs = json.loads(payload, parse_float=_Num, parse_constant=_bad_constant)
-    except ParseError:
-        raise
-    except Exception as exc:  # json.JSONDecodeError, msgpack errors, UnicodeDecodeError ...
-        raise ParseError(f"undecodable {content_type} frame: {type(exc).__name__}: {exc}") from None
-    if isinstance(msgs, dict):
-        msgs = [msgs]
-    if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
-        raise ParseError("frame is not an array of objects")
-    return msgs
-
-
 def _asset_class(stream: str) -> AssetClass:
     if stream.startswith("crypto"):
         return "crypto"
@@ -165,6 +145,28 @@ class AlpacaParser:
         return AlpacaState()
 
     def parse(self, payload: bytes, env: Envelope, state: AlpacaState) -> ParseOutput:
+        try:
+            if env.content_type == "msgpack":
+                raw = msgpack.unpackb(payload, raw=False, timestamp=0, strict_map_key=False)
+                typed = msgspec.convert(raw, list[wire.Message])
+            else:
+                typed = wire.JSON.decode(payload)
+        except Exception:  # msgspec and msgpack errors, or anything but market messages: read leniently
+            return self.parse_lenient(payload, env, state)
+        out = ParseOutput()
+        asset = _asset_class(env.stream)
+        records = out.records
+        for i, m in enumerate(typed):
+            try:
+                records.append(_typed(m, i, env, asset))
+            except (KeyError, TypeError, AttributeError, SymbolError) as exc:
+                t = wire.TAG[type(m)]
+                raise ParseError(f"message {i} type {t!r}: malformed: {type(exc).__name__}: {exc}") from None
+        out.control = not records
+        return out
+
+    def parse_lenient(self, payload: bytes, env: Envelope, state: AlpacaState) -> ParseOutput:
+        """Generic JSON/msgpack -> dicts: control and skipped messages, odd shapes and errors land here."""
         msgs = decode_frame(payload, env.content_type)
         out = ParseOutput()
         asset = _asset_class(env.stream)
@@ -198,6 +200,7 @@ class AlpacaParser:
         return out
 
     def _message(self, t: str, m: dict[str, Any], i: int, env: Envelope, asset: AssetClass) -> Record:
+        # The lenient twin of ``_typed`` below: same checks, same order, on a dict.
         raw_symbol = m["S"]
         if not isinstance(raw_symbol, str) or not raw_symbol.strip():
             raise ParseError(f"message {i}: empty symbol")
@@ -270,6 +273,118 @@ class AlpacaParser:
             asks=_levels(m.get("a", []), "a"),
             snapshot=bool(m.get("r", False)),
         )
+
+
+_UNITS = UNITS_CACHE
+_MAX_WHOLE = MAX_ABS // ONE
+
+
+def _px(v: Any, what: str) -> int:
+    """``_price``/``_size`` (both refuse negatives) with the common cases inline: a JSON number's text seen
+    before (one dict hit), a non-negative integer; everything else takes the full path and its errors."""
+    if type(v) is wire.Num:
+        n = _UNITS.get(v)
+        if n is not None and n >= 0:
+            return n
+    elif type(v) is int and 0 <= v <= _MAX_WHOLE:
+        return v * ONE
+    return _price(v, what)
+
+
+def _conditions(cond: Any) -> tuple[str, ...]:
+    if not cond:
+        return ()
+    return (cond,) if isinstance(cond, str) else tuple(str(c) for c in cond)
+
+
+def _typed(m: Any, i: int, env: Envelope, asset: AssetClass) -> Record:
+    """One typed market message -> its record; checks in the order of ``AlpacaParser._message``."""
+    symbol = m.S
+    if not symbol.strip():
+        raise ParseError(f"message {i}: empty symbol")
+    opt = None
+    if asset == "option":
+        opt = parse_option(symbol)
+        symbol = opt.symbol
+    ts_event = _ts(m.t, env.ts_recv)
+    cls = type(m)
+    if cls is wire.TradeMsg:
+        tks = m.tks
+        side: Side = "buy" if tks == "B" else "sell" if tks == "S" else "unknown"
+        price, size = _px(m.p, "p"), _px(m.s, "s")
+        return Trade(
+            symbol=symbol,
+            asset_class=asset,
+            source="alpaca",
+            venue=m.x,
+            stream=env.stream,
+            session=env.session,
+            seq=env.seq,
+            sub_seq=i,
+            ts_event=ts_event,
+            ts_recv=env.ts_recv,
+            price=price,
+            size=size,
+            side=side,
+            side_rule="none" if side == "unknown" else "vendor",
+            trade_id=None if m.i is None else str(m.i),
+            conditions=_conditions(m.c),
+            underlying=opt.underlying if opt else None,
+            expiry=opt.expiry if opt else None,
+            right=cast(OptionRight, opt.right) if opt else None,
+            strike=opt.strike if opt else None,
+        )
+    if cls is wire.QuoteMsg:
+        return Quote(
+            symbol=symbol,
+            asset_class=asset,
+            source="alpaca",
+            stream=env.stream,
+            session=env.session,
+            seq=env.seq,
+            sub_seq=i,
+            ts_event=ts_event,
+            ts_recv=env.ts_recv,
+            bid_price=_px(m.bp, "bp"),
+            bid_size=_px(m.bs, "bs"),
+            ask_price=_px(m.ap, "ap"),
+            ask_size=_px(m.as_, "as"),
+            bid_venue=m.bx,
+            ask_venue=m.ax,
+            conditions=_conditions(m.c),
+        )
+    common: dict[str, Any] = {
+        "symbol": symbol,
+        "asset_class": asset,
+        "source": "alpaca",
+        "stream": env.stream,
+        "session": env.session,
+        "seq": env.seq,
+        "sub_seq": i,
+        "ts_event": ts_event,
+        "ts_recv": env.ts_recv,
+    }
+    if cls is wire.OrderbookMsg:
+        return BookUpdate(
+            **common,
+            bids=tuple(Level(_px(lv.p, "b"), _px(lv.s, "b")) for lv in m.b),
+            asks=tuple(Level(_px(lv.p, "a"), _px(lv.s, "a")) for lv in m.a),
+            snapshot=bool(m.r),
+        )
+    timeframe, correction = BAR_TYPES[wire.TAG[cls]]
+    vw, n = m.vw, m.n
+    return Bar(
+        **common,
+        timeframe=timeframe,  # type: ignore[arg-type]
+        open=_px(m.o, "o"),
+        high=_px(m.h, "h"),
+        low=_px(m.l, "l"),
+        close=_px(m.c, "c"),
+        volume=_px(m.v, "v"),
+        vwap=None if vw is None else _px(vw, "vw"),
+        trade_count=None if n is None else int(n),
+        correction=correction,
+    )
 
 
 PARSER = AlpacaParser()

@@ -29,11 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
+
 from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import Bar, BookUpdate, Gap, Level, Quote, Timeframe, Trade
 from tickwire.contract.symbols import crypto_pair
+from tickwire.vendors.binance import wire
 
 VENUE = "BINANCE"
 MS = 1_000_000  # ms -> ns
@@ -70,14 +73,32 @@ class BinanceState:
                 self.symbols[s["symbol"]] = crypto_pair(s["baseAsset"], s["quoteAsset"])
 
     def canonical(self, raw: Any) -> str:
+        found = self.symbols.get(raw) if type(raw) is str else None  # wire symbols are upper case already
+        if found is not None:
+            return found
         sym = h.text(raw, "symbol").upper()
         found = self.symbols.get(sym)
         if found is not None:
             return found
+        return _by_suffix(sym)
+
+
+_SUFFIX_PAIRS: dict[str, str] = {}  # memo of the pure suffix rule: up to 34 endswith() calls per symbol
+
+
+def _by_suffix(sym: str) -> str:
+    pair = _SUFFIX_PAIRS.get(sym)
+    if pair is None:
         for q in QUOTE_SUFFIXES:
             if sym.endswith(q) and len(sym) > len(q) and sym.isalnum():
-                return crypto_pair(sym[: -len(q)], q)
-        raise ParseError(f"unknown symbol {sym!r}")
+                pair = crypto_pair(sym[: -len(q)], q)
+                break
+        else:
+            raise ParseError(f"unknown symbol {sym!r}")
+        if len(_SUFFIX_PAIRS) >= 100_000:
+            _SUFFIX_PAIRS.clear()
+        _SUFFIX_PAIRS[sym] = pair
+    return pair
 
 
 class BinanceParser:
@@ -92,6 +113,22 @@ class BinanceParser:
         return state
 
     def parse(self, payload: bytes, env: Envelope, state: BinanceState) -> ParseOutput:
+        if not env.stream.startswith("rest."):
+            try:
+                msg = _decode(payload)
+            except msgspec.MsgspecError:
+                msg = None  # not a well-formed known event: the lenient path says why, or reads it
+            if msg is not None:
+                try:
+                    return _typed(msg, env, state)
+                except ParseError:
+                    raise
+                except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+                    raise ParseError(f"malformed binance payload: {type(exc).__name__}: {exc}") from None
+        return self.parse_lenient(payload, env, state)
+
+    def parse_lenient(self, payload: bytes, env: Envelope, state: BinanceState) -> ParseOutput:
+        """Generic JSON -> dict reading, exact numbers: what the typed decoder refuses lands here."""
         try:
             try:
                 return _parse(h.loads_fast(payload), env, state)
@@ -101,6 +138,103 @@ class BinanceParser:
             if isinstance(exc, ParseError):
                 raise
             raise ParseError(f"malformed binance payload: {type(exc).__name__}: {exc}") from None
+
+
+# ---- typed path: wire Structs, then the same checks in the same order as the lenient path below -------
+
+
+def _decode(payload: bytes) -> Any:
+    """The event of a frame as a wire Struct, or None when only the lenient path can read it."""
+    outer = wire.COMBINED.decode(payload)
+    if outer.data is msgspec.UNSET or outer.stream is msgspec.UNSET:
+        return wire.EVENT.decode(payload) if outer.stream is msgspec.UNSET else None
+    if outer.stream.endswith("@bookTicker"):
+        bt = wire.BOOK_TICKER.decode(outer.data)
+        return bt if bt.e is None or bt.e == "bookTicker" else None
+    return wire.EVENT.decode(outer.data)
+
+
+def _typed(m: Any, env: Envelope, state: BinanceState) -> ParseOutput:
+    if type(m) is wire.DepthUpdate:
+        return _depth_typed(m, env, state)
+    if type(m) is wire.BookTicker:
+        ts = env.ts_recv  # bookTicker has no event time
+        quote = Quote(  # keywords, not ``_base``'s dict: a third of the stream are bookTickers
+            symbol=state.canonical(m.s),
+            asset_class="crypto",
+            source=env.source,
+            venue=VENUE,
+            stream=env.stream,
+            session=env.session,
+            seq=env.seq,
+            ts_event=h.check_ts(ts, ts, "ts_event"),
+            ts_recv=ts,
+            bid_price=h.size_text(m.b, "bid price"),
+            bid_size=h.size_text(m.B, "bid size"),
+            ask_price=h.size_text(m.a, "ask price"),
+            ask_size=h.size_text(m.A, "ask size"),
+        )
+        return ParseOutput(records=[quote])
+    if type(m) is wire.AggTrade or type(m) is wire.Trade:
+        tid = m.a if isinstance(m, wire.AggTrade) else m.t
+        trade = Trade(
+            **_base(env, state.canonical(m.s), m.T * MS),
+            price=h.size_text(m.p, "price"),
+            size=h.size_text(m.q, "size"),
+            side="sell" if m.m else "buy",
+            side_rule="vendor",
+            trade_id=str(tid),
+        )
+        return ParseOutput(records=[trade])
+    k = m.k  # kline
+    tf = TIMEFRAMES.get(h.text(k.i, "interval"))
+    if k.x is not True or tf is None:
+        return ParseOutput(control=True)  # in-progress candle, or interval without a canonical timeframe
+    bar = Bar(
+        **_base(env, state.canonical(m.s if k.s is msgspec.UNSET else k.s), k.t * MS),
+        timeframe=tf,
+        open=h.size_text(k.o, "open"),
+        high=h.size_text(k.h, "high"),
+        low=h.size_text(k.l, "low"),
+        close=h.size_text(k.c, "close"),
+        volume=h.size_text(k.v, "volume"),
+        trade_count=k.n,
+    )
+    return ParseOutput(records=[bar])
+
+
+def _depth_typed(m: wire.DepthUpdate, env: Envelope, state: BinanceState) -> ParseOutput:
+    symbol = state.canonical(m.s)
+    first, last = m.U, m.u
+    if first > last:
+        raise ParseError(f"depthUpdate U={first} > u={last}")
+    ts = h.check_ts(m.E * MS, env.ts_recv, "ts_event")
+    size = h.size_text
+    bids = tuple([Level(size(p, "bids price"), size(q, "bids size")) for p, q in m.b])
+    asks = tuple([Level(size(p, "asks price"), size(q, "asks size")) for p, q in m.a])
+    # Every amount is parsed (a bad one raised): a diff the book already covers is a control frame, and
+    # needs no record (replayed and overlapping diffs are common: skip building what is thrown away).
+    if state.book.is_stale(symbol, last):
+        return ParseOutput(control=True)
+    rec = BookUpdate(
+        symbol=symbol,
+        asset_class="crypto",
+        source=env.source,
+        venue=VENUE,
+        stream=env.stream,
+        session=env.session,
+        seq=env.seq,
+        ts_event=ts,
+        ts_recv=env.ts_recv,
+        bids=bids,
+        asks=asks,
+        first_update_id=first,
+        last_update_id=last,
+    )
+    return _continuity(env, state, symbol, first, last, rec)
+
+
+# ---- lenient path: any JSON the typed decoder refuses (numbers as amounts, acks, odd shapes, errors) ---
 
 
 def _parse(doc: Any, env: Envelope, state: BinanceState) -> ParseOutput:
@@ -204,7 +338,13 @@ def _depth(d: dict[str, Any], env: Envelope, state: BinanceState) -> ParseOutput
         first_update_id=first,
         last_update_id=last,
     )
-    # Every amount is parsed above: only now may the continuity state change.
+    return _continuity(env, state, symbol, first, last, rec)
+
+
+def _continuity(
+    env: Envelope, state: BinanceState, symbol: str, first: int, last: int, rec: BookUpdate
+) -> ParseOutput:
+    # Every amount is parsed by the caller: only now may the continuity state change.
     chk = state.book.diff(symbol, first, last, rec.ts_event)
     if chk.verdict is h.Verdict.STALE:
         return ParseOutput(control=True)

@@ -28,11 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import BookUpdate, Gap, Level, Quote, Side, Trade
 from tickwire.contract.symbols import SYMBOL_PATTERNS, SymbolError, crypto_pair, crypto_symbol, rfc3339_to_ns
+from tickwire.vendors.coinbase import wire
 
 VENUE = "COINBASE"
 _CONTROL = frozenset({"subscriptions", "heartbeat", "status", "error"})
@@ -70,16 +73,28 @@ class CoinbaseState:
         found = self.symbols.get(pid)
         if found is not None:
             return found
+        return _split_pair(pid)
+
+    def needs_resync(self, symbol: str) -> bool:
+        return symbol in self.trades.needs_resync or symbol in self.full.needs_resync
+
+
+_PAIRS: dict[str, str] = {}  # memo of the pure split rule (a split, two upper() and a regex per call)
+
+
+def _split_pair(pid: str) -> str:
+    sym = _PAIRS.get(pid)
+    if sym is None:
         try:
             sym = crypto_symbol(pid)
         except SymbolError:
             sym = ""
         if not SYMBOL_PATTERNS["crypto"].match(sym):
             raise ParseError(f"unknown symbol {pid!r}")
-        return sym
-
-    def needs_resync(self, symbol: str) -> bool:
-        return symbol in self.trades.needs_resync or symbol in self.full.needs_resync
+        if len(_PAIRS) >= 100_000:
+            _PAIRS.clear()
+        _PAIRS[pid] = sym
+    return sym
 
 
 class CoinbaseParser:
@@ -92,6 +107,22 @@ class CoinbaseParser:
         return state
 
     def parse(self, payload: bytes, env: Envelope, state: CoinbaseState) -> ParseOutput:
+        if not env.stream.startswith("rest."):
+            try:
+                msg = wire.DECODER.decode(payload)
+            except msgspec.MsgspecError:
+                pass  # not a well-formed known message: the lenient path below says why, or reads it
+            else:
+                try:
+                    return _typed(msg, env, state)
+                except ParseError:
+                    raise
+                except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+                    raise ParseError(f"malformed coinbase payload: {type(exc).__name__}: {exc}") from None
+        return self.parse_lenient(payload, env, state)
+
+    def parse_lenient(self, payload: bytes, env: Envelope, state: CoinbaseState) -> ParseOutput:
+        """Generic JSON -> dict reading, exact numbers: what the typed decoder refuses lands here."""
         try:
             try:
                 return _parse(h.loads_fast(payload), env, state)
@@ -101,6 +132,97 @@ class CoinbaseParser:
             if isinstance(exc, ParseError):
                 raise
             raise ParseError(f"malformed coinbase payload: {type(exc).__name__}: {exc}") from None
+
+
+# ---- typed path: one decode into wire Structs, then the same checks in the same order as below ----------
+
+
+def _typed(m: Any, env: Envelope, state: CoinbaseState) -> ParseOutput:
+    if type(m) is wire.L2Update:
+        symbol = state.canonical(m.product_id)
+        ts = iso_to_ns(m.time)
+        bid_l: list[Level] = []
+        ask_l: list[Level] = []
+        for side, price, qty in m.changes:
+            if side not in _INVERT:
+                raise ParseError(f"l2update side {side!r} is neither buy nor sell")
+            (bid_l if side == "buy" else ask_l).append(
+                Level(h.size_text(price, "price"), h.size_text(qty, "size"))
+            )
+        return ParseOutput(records=[_book_update(env, symbol, ts, tuple(bid_l), tuple(ask_l), False)])
+    if type(m) is wire.Match or type(m) is wire.LastMatch:
+        return _match_typed(m, env, state)
+    if type(m) is wire.Ticker:
+        if m.best_bid is None or m.best_ask is None or m.best_bid_size is None or m.best_ask_size is None:
+            return ParseOutput(control=True)  # 2021 tickers carry no sizes: no canonical Quote possible
+        ts = env.ts_recv if m.time is msgspec.UNSET else iso_to_ns(m.time)
+        quote = Quote(
+            **_base(env, state.canonical(m.product_id), ts),
+            bid_price=h.size_text(m.best_bid, "best_bid"),
+            bid_size=h.size_text(m.best_bid_size, "best_bid_size"),
+            ask_price=h.size_text(m.best_ask, "best_ask"),
+            ask_size=h.size_text(m.best_ask_size, "best_ask_size"),
+        )
+        return ParseOutput(records=[quote])
+    if type(m) is wire.Snapshot:
+        symbol = state.canonical(m.product_id)
+        ts = env.ts_recv if m.time is msgspec.UNSET else iso_to_ns(m.time)
+        bids = tuple(Level(h.size_text(p, "bids price"), h.size_text(q, "bids size")) for p, q in m.bids)
+        asks = tuple(Level(h.size_text(p, "asks price"), h.size_text(q, "asks size")) for p, q in m.asks)
+        rec = _book_update(env, symbol, ts, bids, asks, True)
+        state.trades.resynced(symbol)  # a fresh level2 snapshot is the resync: clear the product's flags
+        state.full.resynced(symbol)
+        return ParseOutput(records=[rec])
+    if isinstance(m, wire.CONTROL):
+        return ParseOutput(control=True)
+    out = ParseOutput(control=True)  # full-channel order event
+    symbol = state.canonical(m.product_id)
+    _full_seq(env, state, symbol, m.sequence, iso_to_ns(m.time), out)
+    return out
+
+
+def _book_update(
+    env: Envelope, symbol: str, ts: int, bids: tuple[Level, ...], asks: tuple[Level, ...], snapshot: bool
+) -> BookUpdate:
+    # Keyword construction without the ``_base`` dict: books are most of the feed. ts_event is checked
+    # after the levels are parsed, as in the lenient path (same first error for a frame with two faults).
+    return BookUpdate(
+        symbol=symbol,
+        asset_class="crypto",
+        source=env.source,
+        venue=VENUE,
+        stream=env.stream,
+        session=env.session,
+        seq=env.seq,
+        ts_event=h.check_ts(ts, env.ts_recv, "ts_event"),
+        ts_recv=env.ts_recv,
+        bids=bids,
+        asks=asks,
+        snapshot=snapshot,
+    )
+
+
+def _match_typed(m: wire.Match, env: Envelope, state: CoinbaseState) -> ParseOutput:
+    maker = m.side
+    if maker not in _INVERT:
+        raise ParseError(f"match side {maker!r} is neither buy nor sell")
+    symbol = state.canonical(m.product_id)
+    tid = m.trade_id
+    trade = Trade(
+        **_base(env, symbol, iso_to_ns(m.time)),
+        price=h.size_text(m.price, "price"),
+        size=h.size_text(m.size, "size"),
+        side=_INVERT[maker],
+        side_rule="maker_inverted",
+        trade_id=str(tid),
+    )
+    out = ParseOutput(records=[trade])
+    if symbol in state.full.last and not _full_seq(env, state, symbol, m.sequence, trade.ts_event, out):
+        return ParseOutput(control=True)
+    return _trade_continuity(env, state, symbol, tid, trade.ts_event, out)
+
+
+# ---- lenient path: any JSON the typed decoder refuses (numbers as amounts, odd shapes, errors) ----------
 
 
 def _parse(d: Any, env: Envelope, state: CoinbaseState) -> ParseOutput:
@@ -165,11 +287,27 @@ def _gap(env: Envelope, symbol: str, chk: h.Check, ts: int, what: str, out: Pars
 def _check_full(
     d: dict[str, Any], env: Envelope, state: CoinbaseState, symbol: str, ts: int, out: ParseOutput
 ) -> bool:
+    return _full_seq(env, state, symbol, h.integer(d["sequence"], "sequence"), ts, out)
+
+
+def _full_seq(env: Envelope, state: CoinbaseState, symbol: str, seq: int, ts: int, out: ParseOutput) -> bool:
     """Full-channel sequence continuity; False when the event was already seen."""
-    chk = state.full.check(symbol, h.integer(d["sequence"], "sequence"), ts)
+    chk = state.full.check(symbol, seq, ts)
     if chk.verdict is h.Verdict.GAP:
         _gap(env, symbol, chk, ts, "sequence", out)
     return chk.verdict is not h.Verdict.STALE
+
+
+def _trade_continuity(
+    env: Envelope, state: CoinbaseState, symbol: str, tid: int, ts: int, out: ParseOutput
+) -> ParseOutput:
+    """trade_id continuity, after every amount of the match is parsed (only now may state change)."""
+    chk = state.trades.check(symbol, tid, ts)
+    if chk.verdict is h.Verdict.STALE:
+        return ParseOutput(control=True, gaps=out.gaps, resync=out.resync)
+    if chk.verdict is h.Verdict.GAP:
+        _gap(env, symbol, chk, ts, "trade_id", out)
+    return out
 
 
 def _match(d: dict[str, Any], env: Envelope, state: CoinbaseState) -> ParseOutput:
@@ -190,12 +328,7 @@ def _match(d: dict[str, Any], env: Envelope, state: CoinbaseState) -> ParseOutpu
     # Amounts are parsed: only now may continuity state change.
     if symbol in state.full.last and not _check_full(d, env, state, symbol, trade.ts_event, out):
         return ParseOutput(control=True)
-    chk = state.trades.check(symbol, tid, trade.ts_event)
-    if chk.verdict is h.Verdict.STALE:
-        return ParseOutput(control=True, gaps=out.gaps, resync=out.resync)
-    if chk.verdict is h.Verdict.GAP:
-        _gap(env, symbol, chk, trade.ts_event, "trade_id", out)
-    return out
+    return _trade_continuity(env, state, symbol, tid, trade.ts_event, out)
 
 
 def _ticker(d: dict[str, Any], env: Envelope, state: CoinbaseState) -> ParseOutput:

@@ -57,12 +57,12 @@ test-unit: venv ## unit tests (no servers)
 test-integration: venv infra-up ## integration tests against the local servers
 	$(PYTEST) -q -m integration
 
-test-kafka-alt: venv ## Kafka + faust smoke against the other Kafka version (ports 29092/29093), then stop it
+test-kafka-alt: venv ## Kafka + normalizer (both guarantees) against the other Kafka version (ports 29092/29093)
 	@set -e; export $(ALT_KAFKA_ENV); \
 	trap '$(TW) infra down --only kafka' EXIT; \
 	$(TW) infra up --only kafka; \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092 $(PYTEST) -q -m integration \
-		tests/integration/test_infra_kafka.py tests/integration/test_infra_faust.py
+		tests/integration/test_infra_kafka.py tests/integration/test_normalize_modes.py
 
 test: venv lint infra-up test-unit test-integration test-kafka-alt ## everything CI runs
 
@@ -71,6 +71,24 @@ run: venv infra-up ## run the whole pipeline (tickwire run) on the local servers
 
 bench: venv ## run the benchmarks (tickwire bench)
 	$(TW) bench
+
+# --- containers (deploy/): images built here from a debootstrap base, a compose stack on 3 brokers ---
+.PHONY: images deploy-up deploy-down deploy-status test-deploy
+
+images: venv ## build the container images (debootstrap base, tickwire, Kafka, registry, Redis/NATS); cached in .local/images
+	$(BIN)/python -m tickwire.infra.images build
+
+deploy-up: images ## start deploy/compose.yaml (3 brokers, Redis, NATS, registry, simulator, producer, 2 normalizers, bridges)
+	$(BIN)/python -m tickwire.infra.deploy up
+
+deploy-status: venv ## health of every container of the stack and lag per consumer group
+	$(BIN)/python -m tickwire.infra.deploy status
+
+deploy-down: venv ## remove the stack (containers, volumes) and stop the Docker engine deploy-up started
+	$(BIN)/python -m tickwire.infra.deploy down
+
+test-deploy: images ## the compose stack test: up, canonical records in Redis and JetStream, broker stop, down
+	TICKWIRE_DEPLOY_TEST=1 $(PYTEST) -q -m integration tests/integration/test_deploy_compose.py
 
 clean: ## remove caches and build outputs (keeps .venv and .local; `make infra-down` first to stop servers)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist bench-results

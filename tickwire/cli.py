@@ -1,7 +1,7 @@
 """The `tickwire` console command: a thin dispatcher to each subsystem's own argparse entry point.
 
 Each subcommand lives in its own module exposing ``main(argv: list[str]) -> int`` so subsystems stay
-independent and imports stay lazy (a producer never imports faust).
+independent and imports stay lazy (a producer never imports the normalizer's codecs or the bridges' clients).
 """
 
 from __future__ import annotations

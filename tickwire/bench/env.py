@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 PACKAGES = (
     "confluent-kafka",
-    "faust-streaming",
-    "aiokafka",
     "fastavro",
     "msgspec",
     "orjson",

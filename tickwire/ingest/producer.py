@@ -70,7 +70,7 @@ class RawProducer:
             "queue.buffering.max.kbytes": queue_max_kbytes,
             "queue.buffering.max.messages": queue_max_messages,
             "message.timeout.ms": message_timeout_ms,
-            # Java-compatible key hashing so faust/Java consumers agree on the partition of a symbol.
+            # Java-compatible key hashing so Java clients and librdkafka agree on the partition of a symbol.
             "partitioner": "murmur2_random",
             "error_cb": self._on_error,
             "on_delivery": self._on_delivery,

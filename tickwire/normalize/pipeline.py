@@ -1,4 +1,4 @@
-"""The per-message core of the normalizer: raw record in, Kafka records out. No faust, no I/O.
+"""The per-message core of the normalizer: raw record in, Kafka records out. No Kafka, no I/O.
 
 ``Pipeline.process(msg)`` turns one raw record into the records to publish (canonical records, closed
 aggregated bars, gaps) or, when anything about it is wrong, into one DLQ record. The raw record is handled

@@ -7,7 +7,8 @@ Header values are ASCII bytes. Keep this module free of vendor names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 H_SOURCE = "tw-source"  # vendor id, e.g. a key of the parser registry
 H_STREAM = "tw-stream"  # stream / connection id within the source, e.g. "stocks.iex"
@@ -16,6 +17,8 @@ H_SEQ = "tw-seq"  # per (source, stream, session) sequence number, gap-free, sta
 H_TS_RECV = "tw-ts-recv"  # integer ns since the Unix epoch, taken at socket read
 H_CONTENT_TYPE = "tw-content-type"  # json | msgpack | fix | dbn | text
 H_VERSION = "tw-version"  # producer version
+# Optional: the vendor's own sequence number of the message when its protocol has one (e.g. FIX 34).
+H_VENDOR_SEQ = "tw-vendor-seq"
 
 CONTENT_TYPES = frozenset({"json", "msgpack", "fix", "dbn", "text"})
 
@@ -33,8 +36,10 @@ class EnvelopeError(ValueError):
     """A raw record's headers are missing or malformed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True):
+    """Why a Struct: it is built once per raw record on the normalizer's hot path (~1 µs vs ~2 µs for a
+    frozen dataclass)."""
+
     source: str
     stream: str
     session: int
@@ -56,20 +61,21 @@ class Envelope:
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes | None]] | None) -> Envelope:
-        h = {k: v for k, v in (headers or ()) if v is not None}
+        h = dict(headers or ())
         try:
+            version = h.get(H_VERSION)
             return cls(
-                source=h[H_SOURCE].decode(),
-                stream=h[H_STREAM].decode(),
-                session=int(h[H_SESSION]),
-                seq=int(h[H_SEQ]),
-                ts_recv=int(h[H_TS_RECV]),
-                content_type=h[H_CONTENT_TYPE].decode(),
-                version=h.get(H_VERSION, b"").decode(),
+                h[H_SOURCE].decode(),  # type: ignore[union-attr]
+                h[H_STREAM].decode(),  # type: ignore[union-attr]
+                int(h[H_SESSION]),  # type: ignore[arg-type]
+                int(h[H_SEQ]),  # type: ignore[arg-type]
+                int(h[H_TS_RECV]),  # type: ignore[arg-type]
+                h[H_CONTENT_TYPE].decode(),  # type: ignore[union-attr]
+                version.decode() if version else "",
             )
         except KeyError as exc:
             raise EnvelopeError(f"missing raw header {exc.args[0]!r}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:  # TypeError: a None value
             raise EnvelopeError(f"malformed raw header: {exc}") from None
 
     @property

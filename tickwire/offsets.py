@@ -148,7 +148,9 @@ def execute(admin: Any, group: str, rows: list[PlanRow]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tickwire replay offsets", description=__doc__.splitlines()[0])
-    ap.add_argument("--group", required=True, help="consumer group id (e.g. tickwire-normalizer, tickwire-bridge-redis)")
+    ap.add_argument(
+        "--group", required=True, help="consumer group id (e.g. tickwire-normalizer, tickwire-bridge-redis)"
+    )
     ap.add_argument("--topic", action="append", default=[], help="topic to reset (repeatable)")
     ap.add_argument(
         "--all-topics", action="store_true", help="every topic the group has committed offsets for"

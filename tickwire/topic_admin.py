@@ -168,12 +168,13 @@ def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],
     *,
-    replication: int = 1,
+    replication: int = -1,
     configs: Mapping[str, str] | None = None,
     timeout: float = 30.0,
 ) -> None:
     """Create each missing topic of ``{name: partitions}`` (existing ones are left as they are: a
-    concurrent creator winning the race is fine); raises ``RuntimeError`` naming what failed."""
+    concurrent creator winning the race is fine); raises ``RuntimeError`` naming what failed.
+    ``replication=-1``: the broker's ``default.replication.factor`` (1 locally, 3 on a real cluster)."""
     specs = [
         TopicSpec(
             name=n,
@@ -219,7 +220,7 @@ def main(argv: list[str]) -> int:
         prog="tickwire topics",
         description="Apply or check topics.yaml against a Kafka cluster (idempotent).",
     )
-    parser.add_argument("action", choices=["apply", "check", "list"])
+    parser.add_argument("action", choices=["apply", "check", "list", "export"])
     parser.add_argument("--file", default=str(DEFAULT_FILE), help="topics file (default: %(default)s)")
     parser.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or local)"
@@ -231,6 +232,9 @@ def main(argv: list[str]) -> int:
         type=int,
         help="replication factor for every topic, overriding topics.yaml (e.g. 3 on a production cluster)",
     )
+    parser.add_argument("--format", choices=["strimzi"], default="strimzi", help="export: output format")
+    parser.add_argument("--cluster", default="tickwire", help="export: the Strimzi Kafka cluster name")
+    parser.add_argument("--namespace", help="export: metadata.namespace of every resource")
     args = parser.parse_args(argv)
     try:
         specs = [s.with_prefix(args.prefix) for s in load_topics(args.file)]
@@ -242,6 +246,16 @@ def main(argv: list[str]) -> int:
             print("tickwire topics: --replication must be >= 1", file=sys.stderr)
             return 2
         specs = [replace(s, replication=args.replication) for s in specs]
+    if args.action == "export":
+        from tickwire.topic_export import render, strimzi_topics
+
+        try:
+            docs = strimzi_topics(specs, cluster=args.cluster, namespace=args.namespace)
+        except ValueError as e:
+            print(f"tickwire topics export: {e}", file=sys.stderr)
+            return 2
+        sys.stdout.write(render(docs))
+        return 0
     if args.action == "list":
         for s in specs:
             ret = "forever" if s.retention_ms < 0 else f"{s.retention_ms}ms"

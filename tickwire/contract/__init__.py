@@ -1,1 +1,1 @@
-"""The contract every stage stands on and none owns: envelope, records, codec, amounts, topics, DLQ, protocols."""
+"""The contract every stage stands on and none owns: envelope, records, codec, topics, DLQ, protocols."""

@@ -27,6 +27,7 @@ CANONICAL = [
     "future_book_realtime",
     "fx_trades_realtime",
     "fx_quotes_realtime",
+    "fx_book_realtime",
 ]
 
 

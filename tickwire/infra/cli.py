@@ -1,4 +1,4 @@
-"""`tickwire infra up|down|status|env [--only kafka|redis|nats|registry]`: the project's own local servers."""
+"""`tickwire infra up|down|status|env [--only kafka|redis|nats|registry] [--brokers N]`: local servers."""
 
 from __future__ import annotations
 
@@ -43,7 +43,20 @@ def up(cfg: InfraConfig, only: list[str] | None = None) -> dict[str, tuple[str, 
 
 
 def down(cfg: InfraConfig, only: list[str] | None = None) -> dict[str, bool]:
-    return {s.name: s.down() for s in servers(cfg, only)}
+    """Stop servers concurrently (the nodes of a cluster must go together: the last one standing
+    cannot shut down cleanly once it has lost the quorum)."""
+    targets = servers(cfg, only)
+    result: dict[str, bool] = {}
+
+    def run(s: Server) -> None:
+        result[s.name] = s.down()
+
+    threads = [threading.Thread(target=run, args=(s,), name=f"infra-down-{s.name}") for s in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {s.name: result.get(s.name, False) for s in targets}
 
 
 def status(cfg: InfraConfig, only: list[str] | None = None) -> list[ServerStatus]:
@@ -81,11 +94,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--only", action="append", choices=list(SERVERS), help="limit to a server (repeatable)"
     )
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        help="KRaft nodes in the Kafka cluster (default $TICKWIRE_KAFKA_BROKERS or 1); 3 = replication 3, "
+        "min.insync.replicas 2; use the same value for up, status, env and down",
+    )
     args = parser.parse_args(argv)
     logs.setup()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry request otherwise
     try:
-        cfg = load_config()
+        cfg = load_config() if args.brokers is None else load_config(kafka_brokers=args.brokers)
         if args.action == "up":
             t0 = time.monotonic()
             done = up(cfg, args.only)

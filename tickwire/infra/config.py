@@ -14,7 +14,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Kafka lines we support. The 4.x line is the default: it is the current line and it started faster than
-# 3.9 here (confluent-kafka negotiates protocol versions with both). 3.9 stays supported and tested (`make test-kafka-alt`).
+# 3.9 here (confluent-kafka negotiates protocol versions with both). 3.9 stays supported and tested
+# (`make test-kafka-alt`).
 KAFKA_4_VERSION = "4.4.0"
 KAFKA_3_VERSION = "3.9.2"
 DEFAULT_KAFKA_VERSION = KAFKA_4_VERSION

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tickwire.infra.config import InfraConfig
 from tickwire.infra.process import (
     InfraError,
     cmdline,
@@ -50,37 +51,69 @@ logger.state.level = warn
 """
 
 _KAFKA_READY = "Kafka Server started"
+# Keys that differ between the nodes of a cluster (the rest is cluster-wide: `cluster_properties`).
+PER_NODE_KEYS = ("node.id", "controller.quorum.voters", "listeners", "advertised.listeners", "log.dirs")
 _VERSION_IN_PATH = re.compile(r"/kafka-([0-9][^/]*)/libs/")
 
 
 class Kafka(Server):
+    """One KRaft node (broker+controller). ``node`` numbers it within a cluster of
+    ``cfg.kafka_brokers`` nodes (static voters); with one broker it is the plain local broker."""
+
     name = "kafka"
     port_env = "TICKWIRE_KAFKA_PORT"
 
+    def __init__(self, cfg: InfraConfig, node: int = 1) -> None:
+        super().__init__(cfg)
+        self.node = node
+        self._ports = cfg.kafka_ports(node)
+        if self.clustered:
+            self.name = f"kafka-{node}"
+
+    @property
+    def clustered(self) -> bool:
+        return self.cfg.kafka_brokers > 1
+
+    @property
+    def reuse_external(self) -> bool:
+        # A cluster node on a port some other broker holds would join nothing: refuse instead.
+        return not self.clustered
+
     @property
     def port(self) -> int:
-        return self.cfg.kafka_port
+        return self._ports[0]
+
+    @property
+    def controller_port(self) -> int:
+        return self._ports[1]
+
+    @property
+    def node_dir(self) -> Path:
+        if self.clustered:
+            return self.cfg.kafka_cluster_dir / f"node-{self.port}"
+        return self.cfg.kafka_node_dir
 
     @property
     def log_file(self) -> Path:
-        return self.cfg.kafka_node_dir / "kafka.log"
+        return self.node_dir / "kafka.log"
 
     @property
     def data_dir(self) -> Path:
-        return self.cfg.kafka_node_dir / "data"
+        return self.node_dir / "data"
 
     @property
     def props_file(self) -> Path:
-        return self.cfg.kafka_node_dir / "server.properties"
+        return self.node_dir / "server.properties"
 
     @property
     def log_config(self) -> Path:
-        return self.cfg.kafka_node_dir / (
-            "log4j2.properties" if self.cfg.kafka_major >= 4 else "log4j.properties"
-        )
+        return self.node_dir / ("log4j2.properties" if self.cfg.kafka_major >= 4 else "log4j.properties")
 
     def owns(self, argv: list[str]) -> bool:
-        return "kafka.Kafka" in argv and any(a.endswith(f"/node-{self.port}/server.properties") for a in argv)
+        suffix = f"/node-{self.port}/server.properties"
+        if self.clustered:
+            suffix = f"/{self.cfg.kafka_cluster_dir.name}{suffix}"
+        return "kafka.Kafka" in argv and any(a.endswith(suffix) for a in argv)
 
     def version(self, pid: int | None) -> str | None:
         if pid is None:
@@ -93,28 +126,34 @@ class Kafka(Server):
 
     def server_properties(self) -> str:
         c = self.cfg
+        # Replication 3 / min ISR 2 from three nodes on (one node may be down and acks=all still
+        # succeeds); a single node has one replica of everything.
+        rf = str(min(3, c.kafka_brokers))
+        isr = str(2 if c.kafka_brokers >= 3 else 1)
+        # Few internal partitions keep the first group join and the first transaction fast.
+        internal_parts = "1" if c.kafka_brokers == 1 else "3"
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{c.host}:{c.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{c.host}:{c.kafka_port},CONTROLLER://{c.host}:{c.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{c.host}:{c.kafka_port}",
+            "node.id": str(self.node),
+            "controller.quorum.voters": c.kafka_voters,
+            "listeners": f"PLAINTEXT://{c.host}:{self.port},CONTROLLER://{c.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{c.host}:{self.port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            # Single node: every internal topic has one replica; few partitions keep the first
-            # consumer-group join and the first transaction fast.
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "1",
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "unclean.leader.election.enable": "false",
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": internal_parts,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
+            "transaction.state.log.num.partitions": internal_parts,
             "group.initial.rebalance.delay.ms": "0",
-            # faust creates its internal topics itself, but auto-creation keeps ad-hoc tools simple.
+            # Auto-creation keeps ad-hoc tools simple; tickwire's own processes create their topics
+            # explicitly.
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
             "num.network.threads": "2",
@@ -122,13 +161,26 @@ class Kafka(Server):
             "num.recovery.threads.per.data.dir": "1",
             "log.retention.check.interval.ms": "60000",
         }
+        if self.clustered:
+            # A dead node is fenced (its partitions lose it from the ISR, leaders move) after 6 s
+            # instead of 9 s: local clusters exist to exercise failover.
+            props |= {"broker.session.timeout.ms": "6000", "broker.heartbeat.interval.ms": "1000"}
         if c.kafka_major >= 4:
             props |= {
-                "share.coordinator.state.topic.replication.factor": "1",
-                "share.coordinator.state.topic.min.isr": "1",
-                "share.coordinator.state.topic.num.partitions": "1",
+                "share.coordinator.state.topic.replication.factor": rf,
+                "share.coordinator.state.topic.min.isr": isr,
+                "share.coordinator.state.topic.num.partitions": internal_parts,
             }
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def cluster_properties(self) -> str:
+        """The cluster-wide part of ``server_properties`` (what a container image ships; each node adds
+        ``PER_NODE_KEYS`` from its environment)."""
+        lines = self.server_properties().splitlines()
+        return "".join(f"{ln}\n" for ln in lines if ln.split("=", 1)[0] not in PER_NODE_KEYS)
+
+    def log_properties(self) -> str:
+        return _LOG4J2 if self.cfg.kafka_major >= 4 else _LOG4J1
 
     def _java(self) -> str:
         java = ensure_apt("java", "openjdk-17-jre-headless")
@@ -150,7 +202,7 @@ class Kafka(Server):
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
-            f"-Dkafka.logs.dir={self.cfg.kafka_node_dir}",
+            f"-Dkafka.logs.dir={self.node_dir}",
             log_flag,
         ]
 
@@ -196,15 +248,30 @@ class Kafka(Server):
             stamp.write_text(want + "\n")
             return time.monotonic() - t0
 
+    def _cluster_id(self) -> str:
+        """One id for every node of a cluster (made once, kept beside the node directories)."""
+        if not self.clustered:
+            return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        path = self.cfg.kafka_cluster_dir / "cluster.id"
+        with file_lock(self.cfg.kafka_cluster_dir / "cluster.lock"):
+            if not path.exists():
+                path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+            return path.read_text().strip()
+
     def prepare(self) -> None:
         self.ensure_libs()
-        node = self.cfg.kafka_node_dir
+        node = self.node_dir
         node.mkdir(parents=True, exist_ok=True)
         self.props_file.write_text(self.server_properties())
-        self.log_config.write_text(_LOG4J2 if self.cfg.kafka_major >= 4 else _LOG4J1)
+        self.log_config.write_text(self.log_properties())
+        topology = node / "voters"
         if (self.data_dir / "meta.properties").exists():
+            if topology.exists() and topology.read_text().strip() != self.cfg.kafka_voters:
+                raise InfraError(
+                    f"{self.name}: {self.data_dir} was formatted for voters {topology.read_text().strip()}, "
+                    f"not {self.cfg.kafka_voters}; remove {node} or choose other ports"
+                )
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         argv = [
             self._java(),
             *self._jvm_flags(heap="256m"),
@@ -213,7 +280,7 @@ class Kafka(Server):
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            cluster_id,
+            self._cluster_id(),
             "-c",
             str(self.props_file),
             "--ignore-formatted",
@@ -223,6 +290,8 @@ class Kafka(Server):
             raise InfraError(
                 f"Kafka storage format failed ({res.returncode}):\n{(res.stdout + res.stderr)[-3000:]}"
             )
+        topology.write_text(self.cfg.kafka_voters + "\n")
+        log.debug("formatted %s", kv(server=self.name, data=self.data_dir))
 
     def argv(self) -> list[str]:
         return [

@@ -109,7 +109,7 @@ class Server(ABC):
             if port_open(self.cfg.host, self.port):
                 # Another checkout's server (or one started by hand) that speaks the protocol: use it,
                 # never stop it.
-                if self.responds():
+                if self.reuse_external and self.responds():
                     return "external", time.monotonic() - t0
                 raise InfraError(
                     f"{self.name}: port {self.address} is taken by a process that is not a working "
@@ -144,6 +144,11 @@ class Server(ABC):
 
     stop_grace = 30.0
     port_env = ""
+
+    @property
+    def reuse_external(self) -> bool:
+        """Whether a working server of someone else's on our port may stand in for ours."""
+        return True
 
     def env(self) -> dict[str, str] | None:
         return None

@@ -17,7 +17,13 @@ def servers(cfg: InfraConfig, only: list[str] | None = None) -> list[Server]:
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         raise InfraError(f"unknown server(s) {unknown}; choose from {list(SERVERS)}")
-    return [SERVERS[n](cfg) for n in names]
+    out: list[Server] = []
+    for n in names:
+        if n == "kafka":
+            out.extend(Kafka(cfg, node=i) for i in cfg.kafka_nodes)  # one per KRaft node
+        else:
+            out.append(SERVERS[n](cfg))
+    return out
 
 
 def env_exports(cfg: InfraConfig) -> dict[str, str]:

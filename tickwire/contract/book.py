@@ -16,14 +16,17 @@ violating update, so one hole yields one gap. Other keys are never touched.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import msgspec
 import orjson
 
+from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import UNITS_CACHE, AmountError, int_to_units, parse_units
-from tickwire.contract.parser import ParseError
+from tickwire.contract.parser import ParseError, ParseOutput
 
 
 class Verdict(Enum):
@@ -205,3 +208,42 @@ def check_ts(ts: int, ts_recv: int, what: str) -> int:
     if ts < _MIN_TS or ts > ts_recv + _MAX_AHEAD:
         raise ParseError(f"{what} {ts} ns outside the sane window (>= 2000-01-01, <= ts_recv + 1 day)")
     return ts
+
+
+_MALFORMED = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
+def parse_json(
+    payload: bytes,
+    env: Envelope,
+    state: Any,
+    *,
+    vendor: str,
+    typed: Callable[[Any, Envelope, Any], ParseOutput],
+    lenient: Callable[[Any, Envelope, Any], ParseOutput],
+    decode: Callable[[bytes], Any] | None = None,
+) -> ParseOutput:
+    """The JSON vendors' two paths: ``decode`` into typed wire messages (fast; ``None`` or a msgspec
+    error = not a well-formed known message), else the generic dict reading with exact numbers, which
+    reads what the typed decoder refuses or says why it is malformed. REST answers take the generic path."""
+    if decode is not None and not env.stream.startswith("rest."):
+        try:
+            msg = decode(payload)
+        except msgspec.MsgspecError:
+            msg = None
+        if msg is not None:
+            try:
+                return typed(msg, env, state)
+            except ParseError:
+                raise
+            except _MALFORMED as exc:
+                raise ParseError(f"malformed {vendor} payload: {type(exc).__name__}: {exc}") from None
+    try:
+        try:
+            return lenient(loads_fast(payload), env, state)
+        except NeedExact:  # raised before any state change: safe to run again on exact numbers
+            return lenient(loads_exact(payload), env, state)
+    except _MALFORMED as exc:
+        if isinstance(exc, ParseError):
+            raise
+        raise ParseError(f"malformed {vendor} payload: {type(exc).__name__}: {exc}") from None

@@ -113,31 +113,13 @@ class BinanceParser:
         return state
 
     def parse(self, payload: bytes, env: Envelope, state: BinanceState) -> ParseOutput:
-        if not env.stream.startswith("rest."):
-            try:
-                msg = _decode(payload)
-            except msgspec.MsgspecError:
-                msg = None  # not a well-formed known event: the lenient path says why, or reads it
-            if msg is not None:
-                try:
-                    return _typed(msg, env, state)
-                except ParseError:
-                    raise
-                except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-                    raise ParseError(f"malformed binance payload: {type(exc).__name__}: {exc}") from None
-        return self.parse_lenient(payload, env, state)
+        return h.parse_json(
+            payload, env, state, vendor="binance", typed=_typed, lenient=_parse, decode=_decode
+        )
 
     def parse_lenient(self, payload: bytes, env: Envelope, state: BinanceState) -> ParseOutput:
         """Generic JSON -> dict reading, exact numbers: what the typed decoder refuses lands here."""
-        try:
-            try:
-                return _parse(h.loads_fast(payload), env, state)
-            except h.NeedExact:  # raised before any state change: safe to run again on exact numbers
-                return _parse(h.loads_exact(payload), env, state)
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-            if isinstance(exc, ParseError):
-                raise
-            raise ParseError(f"malformed binance payload: {type(exc).__name__}: {exc}") from None
+        return h.parse_json(payload, env, state, vendor="binance", typed=_typed, lenient=_parse)
 
 
 # ---- typed path: wire Structs, then the same checks in the same order as the lenient path below -------

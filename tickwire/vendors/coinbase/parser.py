@@ -107,31 +107,13 @@ class CoinbaseParser:
         return state
 
     def parse(self, payload: bytes, env: Envelope, state: CoinbaseState) -> ParseOutput:
-        if not env.stream.startswith("rest."):
-            try:
-                msg = wire.DECODER.decode(payload)
-            except msgspec.MsgspecError:
-                pass  # not a well-formed known message: the lenient path below says why, or reads it
-            else:
-                try:
-                    return _typed(msg, env, state)
-                except ParseError:
-                    raise
-                except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-                    raise ParseError(f"malformed coinbase payload: {type(exc).__name__}: {exc}") from None
-        return self.parse_lenient(payload, env, state)
+        return h.parse_json(
+            payload, env, state, vendor="coinbase", typed=_typed, lenient=_parse, decode=wire.DECODER.decode
+        )
 
     def parse_lenient(self, payload: bytes, env: Envelope, state: CoinbaseState) -> ParseOutput:
         """Generic JSON -> dict reading, exact numbers: what the typed decoder refuses lands here."""
-        try:
-            try:
-                return _parse(h.loads_fast(payload), env, state)
-            except h.NeedExact:  # raised before any state change: safe to run again on exact numbers
-                return _parse(h.loads_exact(payload), env, state)
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-            if isinstance(exc, ParseError):
-                raise
-            raise ParseError(f"malformed coinbase payload: {type(exc).__name__}: {exc}") from None
+        return h.parse_json(payload, env, state, vendor="coinbase", typed=_typed, lenient=_parse)
 
 
 # ---- typed path: one decode into wire Structs, then the same checks in the same order as below ----------

@@ -20,9 +20,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tickwire import logs, vendors
+from tickwire.bridges.config import CANONICAL_TOPICS as BRIDGED
 from tickwire.contract.vendor import RunContext
 from tickwire.infra.process import free_port
-from tickwire.monitor import LatencySampler, RateTracker, group_lag, maximum, scrape, topic_end_offsets, total
+from tickwire.monitor import (
+    LatencySampler,
+    RateTracker,
+    Samples,
+    group_lag,
+    maximum,
+    scrape,
+    topic_end_offsets,
+    total,
+)
 from tickwire.resources import REPO_ROOT
 from tickwire.supervisor import ComponentSpec, Supervisor
 
@@ -37,8 +47,9 @@ CANONICAL = [
 RAW = [s.raw_topic for s in vendors.specs().values()]
 GROUPS = {
     "normalizer": ("tickwire-normalizer", RAW),
-    "bridge-redis": ("tickwire-bridge-redis", CANONICAL),
-    "bridge-nats": ("tickwire-bridge-nats", CANONICAL),
+    # The bridges' lag over the topics they consume (not every canonical topic has a legacy shape).
+    "bridge-redis": ("tickwire-bridge-redis", list(BRIDGED)),
+    "bridge-nats": ("tickwire-bridge-nats", list(BRIDGED)),
 }
 
 
@@ -60,7 +71,8 @@ def build_specs(rate: float, with_dbn: bool) -> list[ComponentSpec]:
             argv = [*tw, *c.argv, *(["--metrics-port", str(port)] if port else [])]
             specs.append(ComponentSpec(c.name, argv, c.role, metrics_port=port, one_shot=c.one_shot))
     for name, argv, role in (
-        ("normalizer", ["normalize"], "normalizer"),
+        # A stable slot id: a restarted normalizer aborts its dead predecessor's transaction at once.
+        ("normalizer", ["normalize", "--instance-id", "0"], "normalizer"),
         ("bridge-redis", ["bridge", "redis"], "bridge"),
         ("bridge-nats", ["bridge", "nats"], "bridge"),
     ):
@@ -120,7 +132,7 @@ class View:
         except Exception as exc:
             self.events.append(f"kafka stats unavailable: {exc}")
 
-    def component_rows(self) -> list[tuple[str, str, str, str, str, str, str]]:
+    def component_rows(self) -> list[tuple[str, str, str, str, str, str, str, str]]:
         rows = []
         for st in self.sup.states:
             s = scrape(st.spec.metrics_port) if st.spec.metrics_port else None
@@ -132,6 +144,12 @@ class View:
             rate = self.rates.observe(f"comp:{st.spec.name}", recv)
             age = maximum(s, "tickwire_ingest_last_message_age_seconds")
             recon = total(s, "tickwire_ingest_reconnects_total")
+            subs = total(s, "tickwire_ingest_subscribed_symbols")
+            recentres = total(s, "tickwire_strikes_recentres_total")  # a producer that moves its set
+            subs_text = "-" if subs is None else f"{subs:.0f}"
+            if recentres is not None:
+                subs_text += f" ({recentres:.0f} re-centres)"
+            subs_text += _session_text(s)
             rows.append(
                 (
                     st.spec.name,
@@ -140,6 +158,7 @@ class View:
                     f"{rate:,.0f}" if rate is not None else "-",
                     f"{age:.1f}s" if age is not None else "-",
                     f"{recon:.0f}" if recon is not None else "-",
+                    subs_text,
                     str(st.restarts),
                 )
             )
@@ -150,7 +169,7 @@ class View:
         from rich.table import Table
 
         comp = Table(title="components", expand=True)
-        for c in ("component", "state", "pid", "msgs/s", "last msg", "reconnects", "restarts"):
+        for c in ("component", "state", "pid", "msgs/s", "last msg", "reconnects", "subscribed", "restarts"):
             comp.add_column(c)
         for row in self.component_rows():
             style = "" if row[1] in ("running", "done") else "bold red"
@@ -177,6 +196,19 @@ class View:
         for e in self.events[-5:]:
             info.add_row("event", e)
         return Group(info, comp, topics)  # the summary first: it must fit on any terminal
+
+
+def _session_text(s: Samples | None) -> str:
+    """A session-layer producer's state (logged on, seq in/out, last heartbeat, rejects), else ''."""
+    if total(s, "tickwire_ingest_session", field="logged_on") is None:
+        return ""
+    f = {k: total(s, "tickwire_ingest_session", field=k) or 0.0 for k in ("seq_in", "seq_out", "rejects")}
+    up = "logged on" if total(s, "tickwire_ingest_session", field="logged_on") else "logged off"
+    hb = total(s, "tickwire_ingest_session", field="heartbeat_age_s")
+    return (
+        f" | {up} in {f['seq_in']:.0f} out {f['seq_out']:.0f}"
+        f" hb {'-' if hb is None or hb < 0 else f'{hb:.0f}s'} rejects {f['rejects']:.0f}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,29 +20,17 @@ import time
 from typing import Any
 
 from tickwire.bench import data
-from tickwire.normalize.pipeline import Pipeline, RawMessage
+from tickwire.normalize.pipeline import Pipeline, RawMessage, build_pipeline
 
 VENDORS = ("alpaca", "binance", "coinbase", "databento")
 _SKIP = (".dlq", "tickwire.gaps")
 
 
 def _pipeline() -> Pipeline:
-    from tickwire import vendors as registry
-    from tickwire.contract import routing
     from tickwire.contract.codec import Codec
     from tickwire.normalize.config import NormalizerSettings
 
-    s = NormalizerSettings.load()
-    return Pipeline(
-        get_parser=registry.get_parser,
-        encode=Codec().encode,
-        topic_for=routing.topic_for,
-        key_for=routing.key_for,
-        store={},
-        bar_sources=s.bar_source_set(),
-        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
-        seq_gap_sources=s.seq_gap_source_set(),
-    )
+    return build_pipeline(NormalizerSettings.load(), Codec())
 
 
 def messages(events: list[data.RawEvent]) -> list[RawMessage]:

@@ -27,24 +27,12 @@ VENDORS = ("alpaca", "binance", "coinbase", "databento")
 
 def core(events: list[data.RawEvent], prefix: str = "") -> dict[str, Any]:
     """The pure per-message pipeline (parse, validate, dedupe, bars, Avro) in-process, no Kafka."""
-    from tickwire import vendors as registry
-    from tickwire.contract import routing
     from tickwire.contract.codec import Codec
     from tickwire.normalize.config import NormalizerSettings
-    from tickwire.normalize.pipeline import Pipeline, RawMessage
+    from tickwire.normalize.pipeline import RawMessage, build_pipeline
 
-    s = NormalizerSettings.load()
-    pipe = Pipeline(
-        get_parser=registry.get_parser,
-        encode=Codec().encode,
-        topic_for=routing.topic_for,
-        key_for=routing.key_for,
-        store={},
-        topic_prefix=prefix,
-        bar_sources=s.bar_source_set(),
-        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
-        seq_gap_sources=s.seq_gap_source_set(),
-    )
+    s = NormalizerSettings.load(topic_prefix=prefix)
+    pipe = build_pipeline(s, Codec())
     seq = data.Sequencer()
     msgs = [
         RawMessage(f"{prefix}{e.source}.raw", 0, i, e.key, e.value, seq.headers(e))
@@ -60,17 +48,7 @@ def core(events: list[data.RawEvent], prefix: str = "") -> dict[str, Any]:
     secs = time.perf_counter() - t0
     # A second, profiled pass over a slice names the hot spots (cProfile slows it: shares only).
     prof = cProfile.Profile()
-    pipe2 = Pipeline(
-        get_parser=registry.get_parser,
-        encode=Codec().encode,
-        topic_for=routing.topic_for,
-        key_for=routing.key_for,
-        store={},
-        topic_prefix=prefix,
-        bar_sources=s.bar_source_set(),
-        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
-        seq_gap_sources=s.seq_gap_source_set(),
-    )
+    pipe2 = build_pipeline(s, Codec())
     prof.enable()
     for m in msgs[: min(len(msgs), 20_000)]:
         pipe2.process(m)

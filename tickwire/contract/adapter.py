@@ -8,7 +8,10 @@ reconnects after the vendor's hint, ``SymbolLimitError`` keeps what was accepted
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+from tickwire.contract.records import Gap
 
 Subs = dict[str, frozenset[str]]  # stream_type -> symbols
 Frame = str | bytes
@@ -66,6 +69,49 @@ class VendorAdapter(Protocol):
 
     def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
         """(stream, url, key symbol) REST side fetches to publish after subscribing ``added``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One vendor message a link read, to be published raw."""
+
+    payload: bytes
+    ts_recv: int  # ns, taken at the socket read
+    headers: tuple[tuple[str, bytes], ...] = ()  # extra raw headers (e.g. the vendor's own sequence number)
+
+
+class Link(Protocol):
+    """One open connection of the runner. The default is a WebSocket; an adapter with ``open_link``
+    (``LinkAdapter``) brings its own transport, e.g. a TCP session protocol that owns its heartbeats and
+    sequence numbers."""
+
+    def recv(self, timeout: float) -> list[Received] | None:
+        """Messages to publish; ``[]`` when only transport traffic arrived (pings, heartbeats); ``None``
+        when nothing arrived within ``timeout``. Raises ``ConnectionError`` when the connection is gone."""
+        ...
+
+    def send(self, data: Frame) -> None: ...
+    def ping(self) -> None: ...
+
+    def close(self) -> list[Received]:
+        """Graceful close (a WebSocket close frame, a session logout and its confirm); returns what
+        arrived meanwhile, to be published like any other message."""
+        ...
+
+    def abort(self) -> None:
+        """From another thread: make a blocked ``recv`` return soon."""
+        ...
+
+
+class LinkAdapter(VendorAdapter, Protocol):
+    def open_link(self, url: str, timeout: float, report_gap: Callable[[Gap], None]) -> Link:
+        """Connect and authenticate; ``report_gap`` publishes a Gap the transport detected itself."""
+        ...
+
+    def session_stats(self) -> dict[str, float]:
+        """Numbers of its session layer for metrics and the live view: ``logged_on`` (0/1), ``seq_in``,
+        ``seq_out``, ``heartbeat_age_s``, ``rejects`` (requests the vendor refused)."""
         ...
 
 

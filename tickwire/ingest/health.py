@@ -51,6 +51,11 @@ DLQ = Counter(_P + "dlq", "Frames routed to the raw DLQ", ["source", "stream", "
 GAPS = Counter(_P + "gaps", "Gap records emitted", ["source", "stream", "reason"])
 CONNECTED = Gauge(_P + "connected", "1 while the vendor connection is up", ["source", "stream"])
 SUBSCRIBED = Gauge(_P + "subscribed_symbols", "Symbols currently subscribed", ["source", "stream", "type"])
+SESSION = Gauge(
+    _P + "session",
+    "Session-layer numbers a link adapter reports (seq_in, seq_out, ...)",
+    ["source", "stream", "field"],
+)
 
 
 class _ScrapeCollector(Collector):

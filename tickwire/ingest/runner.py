@@ -1,6 +1,7 @@
-"""The one WebSocket connection runner: connect -> handshake -> subscribe -> read, forever.
+"""The one connection runner: connect -> handshake -> subscribe -> read, forever.
 
-Vendor specifics come from an adapter object (see ``VendorAdapter``); this module names no vendor.
+Vendor specifics come from an adapter object (see ``VendorAdapter``); this module names no vendor. The
+connection is a WebSocket (``WsLink``) unless the adapter brings its own transport (``LinkAdapter``).
 Every frame received is published to ``<source>.raw`` byte-for-byte with an envelope whose seq is a
 per-stream counter that lives as long as the process, so reconnects never reuse a seq; a reconnect
 emits one ``Gap`` record. Retryable failures are retried forever with capped, fully jittered backoff.
@@ -17,13 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import websocket
-
 from tickwire import __version__
 from tickwire.backoff import Backoff
 from tickwire.contract.adapter import (
     AuthError,
     Frame,
+    Link,
     RetryableVendorError,
     StaleConnection,
     Subs,
@@ -32,10 +32,12 @@ from tickwire.contract.adapter import (
     VendorWarning,
     diff_subs,
 )
+from tickwire.contract.records import Gap
 from tickwire.contract.settings import IngestSettings
 from tickwire.ingest import health
 from tickwire.ingest.producer import RawProducer
 from tickwire.ingest.publisher import RawPublisher
+from tickwire.ingest.ws_link import WsLink
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class Runner:
         self._desired_lock = threading.Lock()
         self._desired_changed = threading.Event()
         self._stop = threading.Event()
-        self._ws: websocket.WebSocket | None = None
+        self._link: Link | None = None
         self._trim_to_ack = False
         self._gap: _Pending | None = None
         self.last_data_ns: int | None = None
@@ -100,18 +102,18 @@ class Runner:
             self._desired[stream_type] = frozenset(symbols)
         self._desired_changed.set()
 
-    def _apply_desired(self, ws: websocket.WebSocket) -> None:
+    def _apply_desired(self, link: Link) -> None:
         self._desired_changed.clear()
         desired = self.desired
         added, removed = diff_subs(desired, self._active)
         if removed:
             for f in self.adapter.unsubscribe_frames(removed):
-                ws.send(f)
+                link.send(f)
         if added:
             if not self._active:  # data was not expected until now
                 self._last_data_mono = time.monotonic()
             for f in self.adapter.subscribe_frames(added):
-                ws.send(f)
+                link.send(f)
             self._start_rest(added, reconnected=False)
         if added or removed:
             log.info(
@@ -120,6 +122,12 @@ class Runner:
             )
         self._active = {t: s for t, s in desired.items() if s}
         self._gauge_subs()
+
+    def _gauge_session(self) -> None:
+        stats = getattr(self.adapter, "session_stats", None)
+        if stats is not None:
+            for name, value in stats().items():
+                health.SESSION.labels(self.adapter.source, self.adapter.stream, name).set(value)
 
     def _gauge_subs(self) -> None:
         for t, s in self._active.items():
@@ -142,6 +150,7 @@ class Runner:
         stream: str | None = None,
         key: str | None = None,
         content_type: str | None = None,
+        extra_headers: list[tuple[str, bytes]] | None = None,
     ) -> int:
         """Publish one received payload; returns its seq."""
         stream = stream or self.adapter.stream
@@ -150,7 +159,21 @@ class Runner:
                 key = self.adapter.classify(frame)
             except Exception:  # malformed frames are still published raw, keyed by stream
                 key = None
-        return self.out.publish(frame, ts_recv, stream=stream, key=key, content_type=content_type)
+        return self.out.publish(
+            frame, ts_recv, stream=stream, key=key, content_type=content_type, extra_headers=extra_headers
+        )
+
+    def report_gap(self, gap: Gap) -> None:
+        """A Gap the link detected itself (e.g. a vendor sequence jump in its session layer)."""
+        self.out.gap(
+            gap.stream,
+            gap.last_seq_before,
+            gap.first_seq_after,
+            gap.ts_start,
+            gap.ts_end,
+            gap.detail,
+            reason=gap.reason,
+        )
 
     def _emit_gap(self, first_seq_after: int | None, ts_end: int) -> None:
         g, self._gap = self._gap, None
@@ -179,10 +202,10 @@ class Runner:
 
     def stop(self) -> None:
         self._stop.set()
-        ws = self._ws
-        if ws is not None:
+        link = self._link
+        if link is not None:
             with contextlib.suppress(Exception):
-                ws.abort()  # type: ignore[no-untyped-call]
+                link.abort()
 
     def run(self) -> int:
         """Run until ``stop()`` (returns 0) or a fatal vendor error (returns 2)."""
@@ -211,7 +234,7 @@ class Runner:
                     break
                 log.warning("connection lost %s", kv(stream=self.adapter.stream, error=repr(exc)))
             finally:
-                self._close_ws(reason)
+                self._close_link(reason)
             if self._stop.is_set():
                 break
             if self._was_healthy(started):
@@ -237,38 +260,33 @@ class Runner:
             self._emit_gap(None, time.time_ns())
         health.CONNECTED.labels(self.adapter.source, self.adapter.stream).set(0)
 
-    def _close_ws(self, reason: str = "error") -> None:
+    def _close_link(self, reason: str = "error") -> None:
         health.CONNECTED.labels(self.adapter.source, self.adapter.stream).set(0)
         self.ready.clear()
-        ws, self._ws = self._ws, None
-        if ws is not None:
+        link, self._link = self._link, None
+        if link is not None:
             with contextlib.suppress(Exception):
-                ws.close(timeout=1)
+                for r in link.close():  # e.g. messages that arrived before a logout's confirm
+                    self.publish(r.payload, r.ts_recv, extra_headers=list(r.headers))
+        self._gauge_session()
         last = self.out.last_seq(self.adapter.stream)
         # Nothing received yet: nothing missed. A deliberate stop ends the stream; it is no gap.
         if last is not None and self._gap is None and not self._stop.is_set():
             self._gap = _Pending(last, self.last_frame_ns or time.time_ns(), f"connection lost ({reason})")
         self._active = {}
 
-    def _recv(self, ws: websocket.WebSocket, timeout: float) -> bytes | None:
-        """One data frame (published) or None on timeout / control frame."""
-        ws.settimeout(timeout)
-        try:
-            opcode, frame = ws.recv_data_frame(True)
-        except websocket.WebSocketTimeoutException:
-            return None
-        ts_recv = time.time_ns()  # first thing after the read returns
-        self.last_frame_ns = ts_recv
+    def _recv(self, link: Link, timeout: float) -> list[bytes]:
+        """The payloads read, each published; [] on timeout or transport-only traffic (pings)."""
+        items = link.recv(timeout)
+        if items is None:
+            return []
+        self.last_frame_ns = items[-1].ts_recv if items else time.time_ns()
         self._last_any = time.monotonic()
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            raise ConnectionError(f"server closed: {bytes(frame.data[2:])!r}")
-        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-            return None  # ping/pong: liveness only
-        data: bytes = frame.data if isinstance(frame.data, bytes) else bytes(frame.data)
-        seq = self.publish(data, ts_recv)
-        if self._gap is not None:
-            self._emit_gap(seq, ts_recv)
-        return data
+        for r in items:
+            seq = self.publish(r.payload, r.ts_recv, extra_headers=list(r.headers))
+            if self._gap is not None:
+                self._emit_gap(seq, r.ts_recv)
+        return [r.payload for r in items]
 
     def _check(self, data: bytes) -> None:
         try:
@@ -294,32 +312,28 @@ class Runner:
         subs = self.desired
         url = self.adapter.url(subs)
         log.info("connecting %s", kv(stream=self.adapter.stream, url=url, attempt=self.connections))
-        ws = websocket.create_connection(
-            url,
-            timeout=self.s.connect_timeout_s,
-            header=self.adapter.http_headers(),
-            skip_utf8_validation=True,
-            enable_multithread=True,
-        )
-        self._ws = ws
+        open_link = getattr(self.adapter, "open_link", None)
+        link: Link
+        if open_link is not None:  # the adapter's own transport (LinkAdapter)
+            link = open_link(url, self.s.connect_timeout_s, self.report_gap)
+        else:
+            link = WsLink(url, self.s.connect_timeout_s, self.adapter.http_headers())
+        self._link = link
         runner = self
+        early: list[bytes] = []
 
         class _Conn:
             def send(self, data: Frame) -> None:
-                ws.send(
-                    data,
-                    websocket.ABNF.OPCODE_BINARY if isinstance(data, bytes) else websocket.ABNF.OPCODE_TEXT,
-                )
+                link.send(data)
 
             def recv(self, timeout: float) -> bytes:
                 deadline = time.monotonic() + timeout
-                while True:
+                while not early:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise RetryableVendorError("handshake timed out")
-                    data = runner._recv(ws, left)
-                    if data is not None:
-                        return data
+                    early.extend(runner._recv(link, left))
+                return early.pop(0)
 
         self.adapter.handshake(_Conn())
         health.CONNECTED.labels(self.adapter.source, self.adapter.stream).set(1)
@@ -333,13 +347,13 @@ class Runner:
         self._start_rest(subs, reconnected=reconnected)
         self.ready.set()
         now = time.monotonic()
-        last_ping = self._last_any = self._last_data_mono = now
+        last_ping = last_stats = self._last_any = self._last_data_mono = now
         while not self._stop.is_set():
             if self._desired_changed.is_set():
-                self._apply_desired(ws)
-            data = self._recv(ws, 0.25)
+                self._apply_desired(link)
+            received = self._recv(link, 0.25)
             now = time.monotonic()
-            if data is not None:
+            for data in received:
                 self._check(data)
                 if self.adapter.is_data(data):
                     self._last_data_mono = now
@@ -350,8 +364,11 @@ class Runner:
             if now - self._last_any > self.s.ping_interval_s + self.s.ping_timeout_s:
                 raise ConnectionError("no frames or pongs: connection dead")
             if now - last_ping >= self.s.ping_interval_s:
-                ws.ping()
+                link.ping()
                 last_ping = now
+            if now - last_stats >= 1.0:
+                self._gauge_session()
+                last_stats = now
 
 
 def _http_get(url: str, timeout: float) -> bytes:

@@ -40,8 +40,9 @@ class WsLink:
     def ping(self) -> None:
         self.ws.ping()
 
-    def close(self) -> None:
+    def close(self) -> list[Received]:
         self.ws.close(timeout=1)
+        return []
 
     def abort(self) -> None:
         self.ws.abort()  # type: ignore[no-untyped-call]

@@ -24,7 +24,7 @@ from typing import Any
 from tickwire.logs import kv
 from tickwire.normalize.config import NormalizerSettings
 from tickwire.normalize.metrics import Metrics
-from tickwire.normalize.pipeline import Pipeline, RawMessage
+from tickwire.normalize.pipeline import Pipeline, RawMessage, build_pipeline
 from tickwire.runtime import TP, Context, Message, PartitionState, Processor, StreamConfig, StreamWorker
 from tickwire.runtime import changelog_topic as _runtime_changelog
 
@@ -85,23 +85,6 @@ def stream_config(s: NormalizerSettings, vendors: list[str]) -> StreamConfig:
         session_timeout_ms=s.session_timeout_ms,
         transaction_timeout_ms=s.transaction_timeout_ms,
         client_id=f"{s.effective_app_id}-{s.instance_id or 'worker'}",
-    )
-
-
-def build_pipeline(s: NormalizerSettings) -> Pipeline:
-    from tickwire import vendors as registry
-    from tickwire.contract import routing
-    from tickwire.contract.codec import Codec
-
-    return Pipeline(
-        get_parser=registry.get_parser,
-        encode=Codec(s.schema_registry_url).encode,
-        topic_for=routing.topic_for,
-        key_for=routing.key_for,
-        topic_prefix=s.topic_prefix,
-        bar_sources=s.bar_source_set(),
-        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
-        seq_gap_sources=s.seq_gap_source_set(),
     )
 
 

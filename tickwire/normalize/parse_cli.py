@@ -32,9 +32,8 @@ from typing import IO, Any, cast
 from tickwire import recording, vendors
 from tickwire.contract.codec import Codec, to_json_dict
 from tickwire.contract.envelope import CONTENT_TYPES, H_ERROR_MESSAGE, Envelope
-from tickwire.contract.routing import key_for, topic_for
 from tickwire.normalize.config import NormalizerSettings
-from tickwire.normalize.pipeline import Pipeline, RawMessage
+from tickwire.normalize.pipeline import Pipeline, RawMessage, build_pipeline
 from tickwire.vendors import UnknownVendorError, get_parser
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -115,17 +114,7 @@ def _emit(topic: str, key: bytes | None, rec: Any, out: IO[str]) -> None:
 
 def offline_pipeline(codec: Codec) -> Pipeline:
     """The normalizer's per-message core with the live normalizer's settings, over an in-memory store."""
-    s = NormalizerSettings.load()
-    return Pipeline(
-        get_parser=get_parser,
-        encode=codec.encode,
-        topic_for=topic_for,
-        key_for=key_for,
-        store={},
-        bar_sources=s.bar_source_set(),
-        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
-        seq_gap_sources=s.seq_gap_source_set(),
-    )
+    return build_pipeline(NormalizerSettings.load(), codec)
 
 
 def raw_records(args: argparse.Namespace, fh: IO[bytes]) -> Iterator[tuple[int, bytes, Envelope]]:

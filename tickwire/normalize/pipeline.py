@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -40,6 +40,10 @@ from tickwire.normalize.state import (
     load_parser_state,
     parser_key,
 )
+
+if TYPE_CHECKING:
+    from tickwire.contract.codec import Codec
+    from tickwire.normalize.config import NormalizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -329,3 +333,22 @@ class Pipeline:
             kv(topic=msg.topic, partition=msg.partition, offset=msg.offset, error=type(exc).__name__),
         )
         return res
+
+
+def build_pipeline(s: NormalizerSettings, codec: Codec | None = None) -> Pipeline:
+    """The pipeline of a normalizer with settings ``s``: the live worker, ``tickwire parse`` and the
+    benchmarks build it here, so offline and online runs share parsers, rules and lateness."""
+    from tickwire import vendors
+    from tickwire.contract import routing
+    from tickwire.contract.codec import Codec
+
+    return Pipeline(
+        get_parser=vendors.get_parser,
+        encode=(codec or Codec(s.schema_registry_url)).encode,
+        topic_for=routing.topic_for,
+        key_for=routing.key_for,
+        topic_prefix=s.topic_prefix,
+        bar_sources=s.bar_source_set(),
+        bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
+        seq_gap_sources=s.seq_gap_source_set(),
+    )

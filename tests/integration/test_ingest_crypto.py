@@ -18,6 +18,7 @@ from tickwire.ingest import cli
 from tickwire.ingest.runner import Runner
 from tickwire.ingest.subscriptions import main as subscriptions_main
 from tickwire.simulators.base import SimServer
+from tickwire.topic_admin import ensure_topics
 from tickwire.vendors.binance.adapter import BinanceAdapter
 from tickwire.vendors.binance.adapter import default_subs as binance_subs
 from tickwire.vendors.binance.settings import BinanceSettings
@@ -157,6 +158,8 @@ def test_binance_session_live_subscribe_and_rest_snapshots(bootstrap: str) -> No
 
 def test_coinbase_session_products_and_reconnect(bootstrap: str) -> None:
     prefix = f"it{uuid.uuid4().hex[:10]}."
+    # Three partitions: the products answer (reference data, no one symbol) must reach every one.
+    ensure_topics(bootstrap, {prefix + "coinbase.raw": 3})
     sim = CoinbaseSimulator(rate=80, seed=2)
     sim.start()
     try:
@@ -169,7 +172,8 @@ def test_coinbase_session_products_and_reconnect(bootstrap: str) -> None:
         wait_for(lambda: runner.seq("feed") > mark + 50, 20, "data after reconnect")
         runner.stop()
         t.join(30)
-        total = sum(runner.out.seqs().values())
+        n_products = runner.seq("rest.products")
+        total = sum(runner.out.seqs().values()) + 2 * n_products  # + the copies on the other partitions
     finally:
         sim.stop()
     assert sim.connections[1].subscriptions == sim.connections[0].subscriptions != set()
@@ -182,4 +186,8 @@ def test_coinbase_session_products_and_reconnect(bootstrap: str) -> None:
     assert seqs == list(range(1, len(seqs) + 1))
     assert {m.key() for _, m in by_seq if b'"product_id":"' in m.value()} == {b"BTC-USD", b"ETH-USD"}
     products = [m for m in msgs if dict(m.headers())["tw-stream"] == b"rest.products"]
-    assert len(products) == 1 and products[0].value().startswith(b"[")
+    assert n_products == 1 and sorted(m.partition() for m in products) == [0, 1, 2]
+    assert {(m.value(), Envelope.from_headers(m.headers()).seq) for m in products} == {
+        (products[0].value(), 1)
+    }
+    assert products[0].value().startswith(b"[")

@@ -134,6 +134,7 @@ class RawSink(Protocol):
         headers: Sequence[tuple[str, bytes]],
         *,
         stream: str | None = None,
+        partition: int | None = None,
     ) -> bool: ...
 
     def poll(self, timeout: float = 0.0) -> int: ...

@@ -125,14 +125,19 @@ class RawProducer:
         headers: Sequence[tuple[str, bytes]],
         *,
         stream: str | None = None,
+        partition: int | None = None,
     ) -> bool:
-        """Enqueue one record. Returns False only when the full-queue bound was exceeded (counted drop)."""
+        """Enqueue one record (to ``partition``, else the key's). Returns False only when the full-queue
+        bound was exceeded (counted drop)."""
         if stream is None:
             stream = next((v.decode() for k, v in headers if k == H_STREAM), topic)
         tries = 0
         while True:
             try:
-                self._p.produce(topic, value, key, headers=list(headers))
+                if partition is None:
+                    self._p.produce(topic, value, key, headers=list(headers))
+                else:
+                    self._p.produce(topic, value, key, partition=partition, headers=list(headers))
                 break
             except BufferError:
                 tries += 1
@@ -153,6 +158,13 @@ class RawProducer:
         health.BYTES_ENQUEUED.labels(topic, stream).inc(len(value))
         self._p.poll(0)
         return True
+
+    def partitions(self, topic: str, timeout: float = 10.0) -> int:
+        """The topic's partition count (from the broker's metadata)."""
+        md = self._p.list_topics(topic, timeout=timeout).topics[topic]
+        if md.error is not None:
+            raise RuntimeError(f"no metadata for {topic}: {md.error}")
+        return len(md.partitions)
 
     def poll(self, timeout: float = 0.0) -> int:
         n: int = self._p.poll(timeout)

@@ -77,8 +77,13 @@ class RawPublisher:
         key: str | None = None,
         content_type: str | None = None,
         extra_headers: list[tuple[str, bytes]] | None = None,
+        broadcast: bool = False,
     ) -> int:
-        """Publish one received payload, keyed by ``key`` (else the stream); returns its seq."""
+        """Publish one received payload, keyed by ``key`` (else the stream); returns its seq.
+
+        ``broadcast``: reference data every partition's parser state needs (e.g. a symbol table): one
+        copy, same seq, on every partition of the raw topic, since the normalizer keeps parser state per
+        raw partition (what a symbol's partition never sees, its parser cannot use)."""
         src = self.source
         health.MESSAGES_RECEIVED.labels(src, stream).inc()
         health.BYTES_RECEIVED.labels(src, stream).inc(len(frame))
@@ -98,7 +103,12 @@ class RawPublisher:
                 self.dlq_topic, head, stream.encode(), dlq_headers(headers, exc), stream=stream
             )
             return seq
-        self.producer.produce(self.raw_topic, frame, (key or stream).encode(), headers, stream=stream)
+        k = (key or stream).encode()
+        if not broadcast:
+            self.producer.produce(self.raw_topic, frame, k, headers, stream=stream)
+            return seq
+        for part in range(self.producer.partitions(self.raw_topic)):
+            self.producer.produce(self.raw_topic, frame, k, headers, stream=stream, partition=part)
         return seq
 
     def gap(

@@ -151,8 +151,9 @@ class Runner:
         key: str | None = None,
         content_type: str | None = None,
         extra_headers: list[tuple[str, bytes]] | None = None,
+        broadcast: bool = False,
     ) -> int:
-        """Publish one received payload; returns its seq."""
+        """Publish one received payload; returns its seq (``broadcast``: see ``RawPublisher.publish``)."""
         stream = stream or self.adapter.stream
         if key is None and stream == self.adapter.stream:
             try:
@@ -160,7 +161,13 @@ class Runner:
             except Exception:  # malformed frames are still published raw, keyed by stream
                 key = None
         return self.out.publish(
-            frame, ts_recv, stream=stream, key=key, content_type=content_type, extra_headers=extra_headers
+            frame,
+            ts_recv,
+            stream=stream,
+            key=key,
+            content_type=content_type,
+            extra_headers=extra_headers,
+            broadcast=broadcast,
         )
 
     def report_gap(self, gap: Gap) -> None:
@@ -192,7 +199,15 @@ class Runner:
                     return
                 try:
                     body = self._rest_get(url, self.s.rest_timeout_s)
-                    self.publish(body, time.time_ns(), stream=stream, key=key, content_type="json")
+                    # An answer about no one symbol (exchangeInfo, products) is reference data for all.
+                    self.publish(
+                        body,
+                        time.time_ns(),
+                        stream=stream,
+                        key=key,
+                        content_type="json",
+                        broadcast=key is None,
+                    )
                     break
                 except Exception as exc:
                     log.warning("REST fetch failed %s", kv(stream=stream, attempt=attempt + 1, error=exc))

@@ -118,7 +118,10 @@ def test_target_check_both_directions() -> None:
 
 def test_evaluate_and_assemble() -> None:
     scenarios = {
-        "normalize": {"status": "ok", "numbers": {"mixed": {"canonical_per_s": 30_000.0}}},
+        "normalize": {
+            "status": "ok",
+            "numbers": {"mixed": {"canonical_per_s": 30_000.0, "ratio_to_ceiling": 0.175}},
+        },
         "bridges": {"status": "skipped: no bridge"},
     }
     targets = [
@@ -134,7 +137,7 @@ def test_evaluate_and_assemble() -> None:
     assert set(full) == {"started", "machine", "params", "scenarios", "targets"}
     assert full["machine"] == {"cores": 2}
     md = render_markdown(full)
-    assert "| normalizer canonical events/s per worker | 30,000 | >= 60000 ev/s | 0.5 | miss |" in md
+    assert "| normalizer share of ceiling | 0.175 | >= 0.35 x | 0.5 | miss |" in md
     assert "### bridges: skipped: no bridge" in md
     assert "| mixed.canonical_per_s | 30,000 |" in md
 

@@ -132,21 +132,19 @@ class Target:
         }
 
 
+# The goals of issue 10 (the data plane on librdkafka), where the bench measures the quantity they name.
 TARGETS: tuple[Target, ...] = (
-    Target(
-        "normalizer canonical events/s per worker", "normalize", "mixed.canonical_per_s", ">=", 60_000, "ev/s"
-    ),
     Target("normalizer share of ceiling", "normalize", "mixed.ratio_to_ceiling", ">=", 0.35, "x"),
-    Target("latency @main rate p50", "latency", "main.append_minus_ts_recv_ms.p50", "<=", 3, "ms"),
-    Target("latency @main rate p99", "latency", "main.append_minus_ts_recv_ms.p99", "<=", 10, "ms"),
+    Target("latency @main rate p50", "latency", "main.append_minus_ts_recv_ms.p50", "<=", 5, "ms"),
+    Target("latency @main rate p99", "latency", "main.append_minus_ts_recv_ms.p99", "<=", 20, "ms"),
     Target("DBN replay into databento.raw", "ingest", "dbn_replay.records_per_s", ">=", 500_000, "ev/s"),
     Target("DBN file -> canonical", "normalize", "dbn.canonical_per_s", ">=", 100_000, "ev/s"),
-    Target("Redis bridge throughput", "bridges", "redis.records_per_s", ">=", 60_000, "rec/s"),
-    Target("NATS bridge throughput", "bridges", "nats.records_per_s", ">=", 40_000, "rec/s"),
+    Target("Redis bridge throughput", "bridges", "redis.records_per_s", ">=", 40_000, "rec/s"),
+    Target("NATS bridge throughput", "bridges", "nats.records_per_s", ">=", 30_000, "rec/s"),
     Target("Redis bridge added latency p99", "bridges", "redis.added_latency_ms.p99", "<=", 10, "ms"),
     Target("NATS bridge added latency p99", "bridges", "nats.added_latency_ms.p99", "<=", 10, "ms"),
     Target("producer RSS peak", "memory", "producer.peak_mib", "<=", 100, "MiB"),
-    Target("normalizer RSS peak", "memory", "normalizer.peak_mib", "<=", 200, "MiB"),
+    Target("normalizer RSS peak", "memory", "normalizer.peak_mib", "<=", 150, "MiB"),
     Target("bridge RSS peak", "memory", "bridge.peak_mib", "<=", 150, "MiB"),
 )
 

@@ -86,31 +86,12 @@ def dumps(obj: dict[str, Any]) -> bytes:
 
 def trade_message(t: Trade, digits: int = 3) -> bytes:
     """NormalizedTrade JSON for ``PUBLISH market_trades:{symbol}``."""
-    return dumps(
-        {
-            "symbol": t.symbol,
-            "price": num(t.price),
-            "size": num(t.size),
-            "timestamp": iso_from_ns(t.ts_event, digits),
-            "tickType": "trade",
-        }
-    )
+    return trade_payloads(t, digits)[0]
 
 
 def trade_list_entry(t: Trade, digits: int = 3) -> bytes:
     """An element of the ``market:{symbol}:trades`` list: NormalizedTrade plus venue and side (seed 004)."""
-    return dumps(
-        {
-            "symbol": t.symbol,
-            "price": num(t.price),
-            "size": num(t.size),
-            "timestamp": iso_from_ns(t.ts_event, digits),
-            "tickType": "trade",
-            "venue": t.venue,
-            "side": t.side,
-            "ts_event_ns": t.ts_event,
-        }
-    )
+    return trade_payloads(t, digits)[1]
 
 
 def trade_payloads(t: Trade, digits: int = 3) -> tuple[bytes, bytes]:

@@ -32,8 +32,10 @@ BROKERS = 3
 
 
 def _free_base() -> int:
-    """First of six consecutive free ports (client/controller pairs), from 39092 on."""
-    for base in range(39092, 39992, 100):
+    """First of six consecutive free ports (client/controller pairs), from 23092 on: below the kernel's
+    ephemeral range (32768+), where a client connection's source port could take a node's port between
+    this check and the JVM's bind (seen in a CI-like run: "bind 127.0.0.1:39096: Address already in use")."""
+    for base in range(23092, 23992, 100):
         ports = range(base, base + 2 * BROKERS)
         free = True
         for p in ports:
@@ -46,7 +48,7 @@ def _free_base() -> int:
                     break
         if free:
             return base
-    raise RuntimeError("no six consecutive free ports in 39092..39992")
+    raise RuntimeError("no six consecutive free ports in 23092..23992")
 
 
 @pytest.fixture(scope="module")

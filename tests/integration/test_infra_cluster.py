@@ -67,11 +67,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraConfig]:
         (cfg.kafka_home / "libs").symlink_to(shared / "libs")
         shutil.copy(shared / "libs.stamp", cfg.kafka_home / "libs.stamp")
     t0 = time.monotonic()
-    started = up(cfg, ["kafka"])
-    print(f"3-node cluster up in {time.monotonic() - t0:.1f}s: {started}")
-    assert sorted(started) == ["kafka-1", "kafka-2", "kafka-3"]
-    assert {a for a, _ in started.values()} == {"started"}
     try:
+        started = up(cfg, ["kafka"])
+        print(f"3-node cluster up in {time.monotonic() - t0:.1f}s: {started}")
+        assert sorted(started) == ["kafka-1", "kafka-2", "kafka-3"]
+        assert {a for a, _ in started.values()} == {"started"}
         yield cfg
     finally:
         t0 = time.monotonic()

@@ -54,3 +54,12 @@ def test_config_rejects_unknown_keys_and_unsafe_combinations() -> None:
     assert c.transactional_id() == "g-0" and c.consumer_conf()["group.instance.id"] == "g-0"
     assert c.consumer_conf()["partition.assignment.strategy"] == "cooperative-sticky"
     assert c.producer_conf("g-0")["message.timeout.ms"] <= c.producer_conf("g-0")["transaction.timeout.ms"]
+
+
+def test_batch_for_bounds_outputs_per_transaction() -> None:
+    from tickwire.runtime.config import batch_for
+
+    assert batch_for(1.0, 1000, 100_000) == 1000  # one output per input: the configured batch
+    assert batch_for(0.0, 1000, 100_000) == 1000  # control frames only
+    assert batch_for(1000.0, 1000, 100_000) == 100  # DBN messages of 1000 records: 100k outputs a batch
+    assert batch_for(250_000.0, 1000, 100_000) == 1  # never below one record

@@ -81,6 +81,7 @@ def stream_config(s: NormalizerSettings, vendors: list[str]) -> StreamConfig:
         batch_size=s.batch_size,
         commit_interval_ms=max(1, round(s.commit_interval_s * 1000)),
         commit_max_records=s.commit_max_records,
+        commit_max_outputs=s.commit_max_outputs,
         linger_ms=s.producer_linger_ms,
         session_timeout_ms=s.session_timeout_ms,
         transaction_timeout_ms=s.transaction_timeout_ms,

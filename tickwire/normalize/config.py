@@ -43,6 +43,7 @@ class NormalizerSettings(ProcessSettings):
     # the interval bounds that visibility delay (a commit costs ~1-3 ms here: 50 ms keeps it small).
     commit_interval_s: float = Field(default=0.05, gt=0)
     commit_max_records: int = 20_000  # ... or commit after this many raw records, whichever comes first
+    commit_max_outputs: int = 100_000  # ... or this many outputs (DBN raw messages fan out x1000)
     batch_size: int = 1_000  # raw records per consume() call at most
     producer_linger_ms: float = Field(default=1.0, ge=0, le=1)
     # Stable per worker slot ("0", "1", ...): transactional id ``{group}-{instance_id}``, so a restarted

@@ -28,6 +28,10 @@ class _Base(BaseModel):
     poll_timeout_ms: int = Field(default=100, ge=1)  # longest wait of one consume() when idle
     commit_interval_ms: int = Field(default=50, ge=1)  # commit at least this often while records flow
     commit_max_records: int = Field(default=20_000, ge=1)  # ... or after this many input records
+    # ... or after this many output records. One input record can fan out (a DBN raw message carries up
+    # to 1000 records): a transaction must stay far below the broker's transaction timeout, so the
+    # worker also shrinks its consume() batch to about this many outputs (``batch_for``).
+    commit_max_outputs: int = Field(default=100_000, ge=1)
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
@@ -153,3 +157,9 @@ class StreamConfig(_Base):
             }
         )
         return conf
+
+
+def batch_for(fanout: float, batch_size: int, max_outputs: int) -> int:
+    """Input records per consume() so that one batch yields about ``max_outputs`` outputs at the
+    observed ``fanout`` (outputs per input record), within [1, batch_size]."""
+    return max(1, min(batch_size, int(max_outputs / max(fanout, 1.0))))

@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from tickwire.backoff import Backoff
 from tickwire.logs import kv
-from tickwire.runtime.config import StreamConfig
+from tickwire.runtime.config import StreamConfig, batch_for
 from tickwire.runtime.errors import FatalRuntimeError, Rollback
 from tickwire.runtime.group import GroupMember
 from tickwire.runtime.processor import TP, Context, Headers, Message, Processor
@@ -42,6 +42,9 @@ class StreamWorker(GroupMember):
         self.ctx = Context(self._emit)
         self._in_txn = False
         self._cycle_records = 0  # input records processed in the open cycle
+        self._cycle_outputs = 0  # records produced in the open cycle
+        # consume() size: starts at one record (fan-out unknown), then sized by the fan-out observed.
+        self._batch_n = 1
         self._cycle_start = 0.0
         self._backoff = Backoff(cfg.retry_base_s, cfg.retry_cap_s)  # between rolled-back cycles
         self._delivery_error: KafkaError | None = None
@@ -76,15 +79,22 @@ class StreamWorker(GroupMember):
         if self._cycle_records:
             timeout = max(0.0, min(timeout, self._cycle_start + self.cfg.commit_interval_ms / 1000 - now))
         try:
-            msgs = self.consumer.consume(self.cfg.batch_size, timeout)
+            msgs = self.consumer.consume(self._batch_n, timeout)
             if self.fatal is not None:
                 raise self.fatal
             if msgs:
                 self.metrics.batch.observe(len(msgs))
-                self._process(msgs)
+                out0 = self._cycle_outputs
+                try:
+                    self._process(msgs)
+                finally:
+                    self.metrics.records_out.inc(max(0, self._cycle_outputs - out0))
+                fanout = (self._cycle_outputs - out0) / len(msgs)
+                self._batch_n = batch_for(fanout, self.cfg.batch_size, self.cfg.commit_max_outputs)
             now = time.monotonic()
             if self._cycle_records and (
                 self._cycle_records >= self.cfg.commit_max_records
+                or self._cycle_outputs >= self.cfg.commit_max_outputs
                 or now - self._cycle_start >= self.cfg.commit_interval_ms / 1000
             ):
                 self._commit()
@@ -159,7 +169,7 @@ class StreamWorker(GroupMember):
                 break
             except BufferError:  # local queue full: serve delivery reports, then try again
                 self.producer.poll(0.01)
-        self.metrics.records_out.inc()
+        self._cycle_outputs += 1  # counted into the metric once per batch (_step): a Counter.inc is ~1 us
 
     def _drain(self, limit: int) -> None:
         """Bounded in-flight window: wait until at most ``limit`` records are undelivered."""
@@ -230,6 +240,7 @@ class StreamWorker(GroupMember):
         for tp in offsets:
             self.rewind_to[TP(tp.topic, tp.partition)] = tp.offset
         self._cycle_records = 0
+        self._cycle_outputs = 0
         self._backoff.reset()
         self.metrics.commits.inc()
         self.metrics.commit.observe(time.perf_counter() - t0)
@@ -299,6 +310,7 @@ class StreamWorker(GroupMember):
         gone = set(leaving or ())
         self._rewind({tp: off for tp, off in self.rewind_to.items() if tp not in gone})
         self._cycle_records = 0
+        self._cycle_outputs = 0
         if backoff_after:
             self._sleep(self._backoff.next_delay())
 

@@ -1,4 +1,5 @@
-"""tickwire.runtime with two workers in one group: a SIGKILLed worker's partitions move to the survivor.
+"""tickwire.runtime with two workers in one group: a SIGKILLed worker's partitions move to the
+survivor; a second worker joins and leaves, ten times.
 
 Exactly-once must survive partitions moving between workers: the committed output equals the toy's
 offline expectation (per key: inputs in order, counts 1..n, nothing lost, nothing twice).
@@ -55,3 +56,26 @@ def test_killed_workers_partitions_move_to_the_survivor_exactly_once(
     check_output(kafka_bootstrap, group, inp, out, n, KEYS, PARTS)
     assert _assigned(lb) == set(range(PARTS))  # the survivor ended up with every partition
     assert b.kill(signal.SIGTERM) == 0
+
+
+def test_second_worker_joins_and_leaves_ten_times_mid_stream(
+    kafka_bootstrap: str, unique_topic: Callable[[str], str], unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    n = 24_000
+    inp, out = unique_topic("rt-in"), unique_topic("rt-out")
+    create_topics(kafka_bootstrap, {inp: PARTS, out: PARTS})
+    produce_input(kafka_bootstrap, inp, n, KEYS)
+    group = unique("rt")
+    opts = {"delay_ms": 1.0, "batch": 50}
+    a = Toy(kafka_bootstrap, inp, out, group, tmp_path / "a.log", instance="a", **opts).start()
+    wait_for(lambda: group_progress(kafka_bootstrap, group, inp, PARTS) > 0, timeout=30)
+    for i in range(10):
+        lb = tmp_path / f"b{i}.log"
+        b = Toy(kafka_bootstrap, inp, out, group, lb, instance="b", **opts).start()
+        wait_for(lambda lb=lb: _assigned(lb), timeout=30, what=f"join {i}")  # type: ignore[misc]
+        before = group_progress(kafka_bootstrap, group, inp, PARTS)
+        wait_for(lambda b0=before: group_progress(kafka_bootstrap, group, inp, PARTS) > b0, timeout=30)
+        assert b.kill(signal.SIGTERM) == 0  # leaves: commits on revoke, its partitions go back to a
+        assert group_progress(kafka_bootstrap, group, inp, PARTS) < n, f"stream ended at round {i}"
+    check_output(kafka_bootstrap, group, inp, out, n, KEYS, PARTS)
+    assert a.kill(signal.SIGTERM) == 0

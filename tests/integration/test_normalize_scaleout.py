@@ -1,4 +1,5 @@
-"""Normalizer scale-out: a SIGKILLed worker's partitions move to the survivor, exactly-once intact.
+"""Normalizer scale-out, exactly-once intact: a SIGKILLed worker's partitions move to the survivor; a
+second worker joins and leaves ten times mid-stream.
 
 The raw input (recorded Binance session + synthetic aggTrades + malformed payloads, see
 test_normalize_kafka) is fed in small paced chunks while workers die or come and go; at the end the
@@ -107,3 +108,29 @@ def test_killed_workers_partitions_move_to_the_survivor(kafka_bootstrap: str, tm
         feeder.rest.set()
         a.kill(signal.SIGTERM)
         b.kill(signal.SIGTERM)
+
+
+def test_second_worker_joins_and_leaves_ten_times(kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix, msgs, exp, n = _setup(kafka_bootstrap)
+    raw, group = prefix + "binance.raw", prefix + "tickwire-normalizer"
+    a = Worker(prefix, kafka_bootstrap, tmp_path / "a.log", instance="a", static=False)
+    feeder = Feeder(kafka_bootstrap, raw, msgs, chunk=20, pause=0.25)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    try:
+        a.start()
+        wait_for(lambda: _assigned(a.log), timeout=30, what="a assigned")
+        feeder.start()
+        for i in range(10):
+            b = Worker(prefix, kafka_bootstrap, tmp_path / f"b{i}.log", instance="b", static=False)
+            b.start()
+            wait_for(lambda b=b: _assigned(b.log), timeout=30, what=f"join {i}")  # type: ignore[misc]
+            before = committed(admin, group, raw)
+            wait_for(lambda x=before: committed(admin, group, raw) > x, timeout=30, what=f"progress {i}")
+            b.kill(signal.SIGTERM)  # leaves: commits on revoke, partitions go back to a
+            assert feeder.sent < n, f"input ran out at round {i}: not mid-stream"
+        feeder.rest.set()
+        feeder.join(60)
+        _check(kafka_bootstrap, prefix, exp)
+    finally:
+        feeder.rest.set()
+        a.kill(signal.SIGTERM)

@@ -73,15 +73,22 @@ def host_mirror(sources: list[Path] | None = None) -> str:
     return "http://deb.debian.org/debian"
 
 
+# Requirements that environment markers add for the image's interpreter but not for the host's: the wheels
+# are resolved on the host (Python 3.11.7 here) and installed on Debian bookworm's 3.11.2, where redis-py
+# requires async-timeout (its marker: python_full_version < "3.11.3").
+IMAGE_EXTRA = ("async-timeout==5.0.1",)
+
+
 def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
-    """The project's pinned dependencies that a deployed role needs (``RUNTIME_EXCLUDE`` left out)."""
+    """The project's pinned dependencies that a deployed role needs (``RUNTIME_EXCLUDE`` left out), plus
+    ``IMAGE_EXTRA``."""
     deps: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     out = []
     for d in deps:
         m = _REQ_NAME.match(d)
         if m and m.group(0).lower() not in RUNTIME_EXCLUDE:
             out.append(d)
-    return out
+    return [*out, *IMAGE_EXTRA]
 
 
 def _link_tree(src: Path, dest: Path) -> None:

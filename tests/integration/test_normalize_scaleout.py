@@ -65,6 +65,17 @@ def _setup(bootstrap: str) -> tuple[str, list[Any], Any, int]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for f in admin.create_topics([NewTopic(prefix + "binance.raw", PARTS, 1)]).values():
         f.result(15)
+    # Created is not yet visible everywhere (a freshly started broker): workers started too early exit.
+    wait_for(
+        lambda: (
+            len(
+                admin.list_topics(prefix + "binance.raw", timeout=5).topics[prefix + "binance.raw"].partitions
+            )
+            == PARTS
+        ),
+        timeout=15,
+        what="raw topic in the metadata",
+    )
     msgs = raw_messages(prefix)
     exp, _ = expected(prefix, msgs)
     return prefix, msgs, exp, len(msgs)

@@ -98,10 +98,15 @@ def test_stack_is_healthy_and_canonical_records_reach_redis_and_jetstream(stack:
     members = wait_for(split, timeout=60, what="two normalizer members with partitions")
     assert set().union(*members.values()) == {0, 1, 2}
     assert sum(len(p) for p in members.values()) == 3
+    # Book and ticker keys come first; wait for the trades list itself (it follows the first trade).
     keys = wait_for(
-        lambda: [k for k in _redis_market_keys() if k.startswith("market:BTC/USDT:")],
+        lambda: (
+            (ks := [k for k in _redis_market_keys() if k.startswith("market:BTC/USDT:")])
+            and "market:BTC/USDT:trades" in ks
+            and ks
+        ),
         timeout=90,
-        what="BTC/USDT keys in Redis",
+        what="BTC/USDT trades key in Redis",
     )
     assert "market:BTC/USDT:trades" in keys
     first = wait_for(_jetstream_messages, timeout=90, what="messages in JetStream MARKET_DATA")

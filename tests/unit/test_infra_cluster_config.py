@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from pathlib import Path
 
 import pytest
 
+from tickwire.infra import kafka as kafka_mod
 from tickwire.infra.config import load_config
 from tickwire.infra.kafka import Kafka
 from tickwire.infra.servers import env_exports, servers
@@ -56,3 +59,15 @@ def test_env_and_bad_values() -> None:
         load_config({"TICKWIRE_KAFKA_BROKERS": "0"})
     with pytest.raises(ValueError, match="overlap"):
         load_config({}, kafka_brokers=3, kafka_port=39092, kafka_controller_port=39094)
+
+
+def test_cluster_ids_never_begin_with_a_dash_and_decode_to_16_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first uuid encodes to a '-'-leading id (0xf8.. → '-'); the generator must draw again.
+    dash = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))
+    other = uuid.UUID(bytes=bytes(range(16)))
+    drawn = iter([dash, other])
+    monkeypatch.setattr(kafka_mod.uuid, "uuid4", lambda: next(drawn))
+    got = kafka_mod.new_cluster_id()
+    assert base64.urlsafe_b64encode(dash.bytes).decode().startswith("-")
+    assert got == base64.urlsafe_b64encode(other.bytes).decode().rstrip("=")
+    assert len(base64.urlsafe_b64decode(got + "==")) == 16

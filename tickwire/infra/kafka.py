@@ -56,6 +56,15 @@ PER_NODE_KEYS = ("node.id", "controller.quorum.voters", "listeners", "advertised
 _VERSION_IN_PATH = re.compile(r"/kafka-([0-9][^/]*)/libs/")
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka's own `Uuid.randomUuid()` makes it: URL-safe base64 of 16 random
+    bytes, never beginning with '-' (1 in 64 would, and then reads as a flag to the storage tool)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 class Kafka(Server):
     """One KRaft node (broker+controller). ``node`` numbers it within a cluster of
     ``cfg.kafka_brokers`` nodes (static voters); with one broker it is the plain local broker."""
@@ -251,11 +260,11 @@ class Kafka(Server):
     def _cluster_id(self) -> str:
         """One id for every node of a cluster (made once, kept beside the node directories)."""
         if not self.clustered:
-            return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            return new_cluster_id()
         path = self.cfg.kafka_cluster_dir / "cluster.id"
         with file_lock(self.cfg.kafka_cluster_dir / "cluster.lock"):
             if not path.exists():
-                path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+                path.write_text(new_cluster_id() + "\n")
             return path.read_text().strip()
 
     def prepare(self) -> None:
@@ -279,8 +288,8 @@ class Kafka(Server):
             self._classpath(),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            self._cluster_id(),
+            # `=` form: an id may begin with '-' only if made elsewhere; argparse would read it as a flag.
+            f"--cluster-id={self._cluster_id()}",
             "-c",
             str(self.props_file),
             "--ignore-formatted",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,35 @@ class VendorSpec:
     @property
     def raw_topic(self) -> str:
         return f"{self.name}.raw"
+
+
+def folder_spec(
+    package: str,
+    doc: str | None,
+    *,
+    ingest: bool = True,
+    simulator: bool = True,
+    run: bool = True,
+    replay: str | None = None,
+    **facts: Any,
+) -> VendorSpec:
+    """The SPEC of a vendor folder laid out by convention: ``parser.py`` (``PARSER``), ``adapter.py``
+    (ingest), ``simulator.py``, ``run_components`` in the package, ``replay.py`` for ``replay=TARGET``.
+    ``facts`` are the other ``VendorSpec`` fields; ``control_vendors`` defaults to the vendor's own name
+    when it has a producer."""
+    name = package.rpartition(".")[2]
+    if ingest:
+        facts.setdefault("control_vendors", (name,))
+    return VendorSpec(
+        name=name,
+        summary=doc or "",
+        parser=f"{package}.parser:PARSER",
+        ingest=f"{package}.adapter" if ingest else None,
+        simulator=f"{package}.simulator" if simulator else None,
+        replay=(replay, f"{package}.replay") if replay else None,
+        run=f"{package}:run_components" if run else None,
+        **facts,
+    )
 
 
 def simulated_feed(

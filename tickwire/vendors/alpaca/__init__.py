@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec, simulated_feed
+from tickwire.contract.vendor import RunComponent, RunContext, folder_spec, simulated_feed
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
@@ -26,13 +26,9 @@ def run_components(ctx: RunContext) -> list[RunComponent]:
     return out
 
 
-SPEC = VendorSpec(
-    name="alpaca",
-    summary=__doc__ or "",
-    parser="tickwire.vendors.alpaca.parser:PARSER",
-    ingest="tickwire.vendors.alpaca.adapter",
-    simulator="tickwire.vendors.alpaca.simulator",
-    run="tickwire.vendors.alpaca:run_components",
+SPEC = folder_spec(
+    __name__,
+    __doc__,
     control_vendors=("alpaca", "alpaca-crypto"),
     # Seed 000's consumers subscribe bars and trades per symbol through Redis: these two stream types.
     legacy_control=(

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec, simulated_feed
+from tickwire.contract.vendor import RunComponent, RunContext, folder_spec, simulated_feed
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
     return simulated_feed(ctx, "binance", ws_path="/stream", rest=True)
 
 
-SPEC = VendorSpec(
-    name="binance",
-    summary=__doc__ or "",
-    parser="tickwire.vendors.binance.parser:PARSER",
-    ingest="tickwire.vendors.binance.adapter",
-    simulator="tickwire.vendors.binance.simulator",
-    run="tickwire.vendors.binance:run_components",
-    bar_source=True,
-    control_vendors=("binance",),
-)
+SPEC = folder_spec(__name__, __doc__, bar_source=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec
+from tickwire.contract.vendor import RunComponent, RunContext, folder_spec
 from tickwire.resources import dbn_dir
 
 # The sample schemas ``tickwire run`` replays (trades, a book and bars); the others are tested, not shown.
@@ -17,12 +17,12 @@ def run_components(ctx: RunContext) -> list[RunComponent]:
     return [RunComponent("replay-databento", argv, "producer", one_shot=True)]
 
 
-SPEC = VendorSpec(
-    name="databento",
-    summary=__doc__ or "",
-    parser="tickwire.vendors.databento.parser:PARSER",
-    replay=("dbn", "tickwire.vendors.databento.replay"),
-    run="tickwire.vendors.databento:run_components",
+SPEC = folder_spec(
+    __name__,
+    __doc__,
+    ingest=False,
+    simulator=False,
+    replay="dbn",
     bar_source=True,
     seq_gap=True,
     content_type="dbn",

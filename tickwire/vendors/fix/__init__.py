@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec
+from tickwire.contract.vendor import RunComponent, RunContext, folder_spec
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
@@ -32,13 +32,4 @@ def run_components(ctx: RunContext) -> list[RunComponent]:
     ]
 
 
-SPEC = VendorSpec(
-    name="fix",
-    summary=__doc__ or "",
-    parser="tickwire.vendors.fix.parser:PARSER",
-    ingest="tickwire.vendors.fix.adapter",
-    simulator="tickwire.vendors.fix.simulator",
-    run="tickwire.vendors.fix:run_components",
-    content_type="fix",
-    control_vendors=("fix",),
-)
+SPEC = folder_spec(__name__, __doc__, content_type="fix")

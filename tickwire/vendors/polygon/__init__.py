@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tickwire.contract.vendor import RunComponent, RunContext, VendorSpec
+from tickwire.contract.vendor import RunComponent, RunContext, folder_spec
 
 
 def run_components(ctx: RunContext) -> list[RunComponent]:
@@ -37,12 +37,4 @@ def run_components(ctx: RunContext) -> list[RunComponent]:
     return out
 
 
-SPEC = VendorSpec(
-    name="polygon",
-    summary=__doc__ or "",
-    parser="tickwire.vendors.polygon.parser:PARSER",
-    ingest="tickwire.vendors.polygon.adapter",
-    simulator="tickwire.vendors.polygon.simulator",
-    run="tickwire.vendors.polygon:run_components",
-    control_vendors=("polygon", "polygon-options"),
-)
+SPEC = folder_spec(__name__, __doc__, control_vendors=("polygon", "polygon-options"))

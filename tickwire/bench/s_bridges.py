@@ -308,40 +308,30 @@ def bridges(ctx: Ctx) -> Outcome:
     probe_topic = p + "stock_trades_realtime"
     expected = sz.bridge_records
     stream = "BENCH_" + "".join(ch for ch in ctx.run_id.upper() if ch.isalnum())
-    redis_prefix = p
-    try:
-        numbers["redis"] = run_bridge(
-            ctx,
+    runs: list[tuple[str, list[str], Callable[[], Any], Callable[[], None]]] = [
+        (
             "redis",
-            ["--redis-url", ctx.servers.redis_url, "--key-prefix", redis_prefix, "--no-control-plane"],
-            expected,
-            lambda: RedisWatcher(ctx.servers.redis_url, f"{redis_prefix}market_trades:{PROBE_SYMBOL}"),
-            probe_topic,
-            session + 1,
-        )
-    except Exception as exc:
-        log.exception("redis bridge run failed")
-        numbers["redis"] = {"status": f"error: {exc}"}
-        notes.append(f"redis bridge failed: {exc}")
-    finally:
-        _clean_redis(ctx.servers.redis_url, redis_prefix)
-    expected += sz.bridge_probe  # the Redis run's probes are in the topic too
-    try:
-        numbers["nats"] = run_bridge(
-            ctx,
+            ["--redis-url", ctx.servers.redis_url, "--key-prefix", p, "--no-control-plane"],
+            lambda: RedisWatcher(ctx.servers.redis_url, f"{p}market_trades:{PROBE_SYMBOL}"),
+            lambda: _clean_redis(ctx.servers.redis_url, p),
+        ),
+        (
             "nats",
             ["--nats-url", ctx.servers.nats_url, "--subject-prefix", p, "--stream", stream],
-            expected,
             lambda: NatsWatcher(ctx.servers.nats_url, stream, f"{p}market.stocks.trades"),
-            probe_topic,
-            session + 2,
-        )
-    except Exception as exc:
-        log.exception("nats bridge run failed")
-        numbers["nats"] = {"status": f"error: {exc}"}
-        notes.append(f"nats bridge failed: {exc}")
-    finally:
-        _clean_nats(ctx.servers.nats_url, stream)
+            lambda: _clean_nats(ctx.servers.nats_url, stream),
+        ),
+    ]
+    for i, (kind, args, watcher, clean) in enumerate(runs, start=1):
+        try:
+            numbers[kind] = run_bridge(ctx, kind, args, expected, watcher, probe_topic, session + i)
+        except Exception as exc:
+            log.exception("bridge run failed %s", kv(kind=kind))
+            numbers[kind] = {"status": f"error: {exc}"}
+            notes.append(f"{kind} bridge failed: {exc}")
+        finally:
+            clean()
+        expected += sz.bridge_probe  # this run's probes are in the topic for the next run too
     notes.append(
         "added latency = receive time (Redis PUBLISH on market_trades:PROBE / JetStream ordered "
         "consumer delivery) - probe send time (producer linger 0, so ~ canonical append)"

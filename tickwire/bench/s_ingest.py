@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tickwire.bench import data
@@ -129,6 +130,21 @@ def ceiling(ctx: Ctx) -> Outcome:
     )
 
 
+def _timed_produce(loop: Callable[[], None], producer: Any, n: int, nbytes: int) -> dict[str, Any]:
+    """Rates of one enqueue loop over ``n`` records, with and without the final flush."""
+    t0 = time.perf_counter()
+    loop()
+    t_enq = time.perf_counter() - t0
+    left = producer.flush(120)
+    secs = time.perf_counter() - t0
+    return {
+        "events_per_s": rate(n, secs),
+        "mb_per_s": rate(nbytes / MB, secs),
+        "enqueue_events_per_s": rate(n, t_enq),
+        "unflushed": left,
+    }
+
+
 def ingest(ctx: Ctx) -> Outcome:
     from tickwire.contract.codec import Codec
     from tickwire.ingest.producer import RawProducer
@@ -148,20 +164,13 @@ def ingest(ctx: Ctx) -> Outcome:
     # a) RawProducer.produce with envelope headers built per record (no vendor logic)
     prod = RawProducer(bs, client_id="tickwire-bench-rawproducer")
     seq = data.Sequencer()
-    t0 = time.perf_counter()
-    nbytes = 0
-    for ev in frames:
-        prod.produce(p + ev.source + ".raw", ev.value, ev.key, seq.headers(ev), stream=ev.stream)
-        nbytes += len(ev.value)
-    t_enq = time.perf_counter() - t0
-    left = prod.flush(120)
-    secs = time.perf_counter() - t0
-    numbers["raw_producer"] = {
-        "events_per_s": rate(n, secs),
-        "mb_per_s": rate(nbytes / MB, secs),
-        "enqueue_events_per_s": rate(n, t_enq),
-        "unflushed": left,
-    }
+    nbytes = sum(len(ev.value) for ev in frames)
+
+    def raw_produce() -> None:
+        for ev in frames:
+            prod.produce(p + ev.source + ".raw", ev.value, ev.key, seq.headers(ev), stream=ev.stream)
+
+    numbers["raw_producer"] = _timed_produce(raw_produce, prod, n, nbytes)
 
     # b) the vendor producers' per-frame path: Runner.publish (metrics, seq, envelope, classify, produce)
     codec = Codec()
@@ -182,18 +191,12 @@ def ingest(ctx: Ctx) -> Outcome:
             encode=codec.encode,
         ),
     }
-    t0 = time.perf_counter()
-    for ev in frames:
-        runners[ev.source].publish(ev.value, time.time_ns())
-    t_enq = time.perf_counter() - t0
-    left = prod2.flush(120)
-    secs = time.perf_counter() - t0
-    numbers["runner_publish"] = {
-        "events_per_s": rate(n, secs),
-        "mb_per_s": rate(nbytes / MB, secs),
-        "enqueue_events_per_s": rate(n, t_enq),
-        "unflushed": left,
-    }
+
+    def runner_publish() -> None:
+        for ev in frames:
+            runners[ev.source].publish(ev.value, time.time_ns())
+
+    numbers["runner_publish"] = _timed_produce(runner_publish, prod2, n, nbytes)
     numbers["avg_frame_bytes"] = round(nbytes / max(1, n), 1)
 
     # c) tickwire replay dbn --speed 0 of a generated file (a separate process, as operators run it)

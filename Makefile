@@ -72,6 +72,11 @@ run: venv infra-up ## run the whole pipeline (tickwire run) on the local servers
 bench: venv ## run the benchmarks (tickwire bench)
 	$(TW) bench
 
+FUZZ_COUNT ?= 1000000
+.PHONY: fuzz
+fuzz: venv ## fuzz every parser + the per-message path: FUZZ_COUNT mutated inputs (1M) + hypothesis; counts by outcome
+	nice $(BIN)/python -m tests.fuzz --count $(FUZZ_COUNT)
+
 # --- containers (deploy/): images built here from a debootstrap base, a compose stack on 3 brokers ---
 .PHONY: images deploy-up deploy-down deploy-status test-deploy
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickwire.contract.kafka_security import client_conf
+
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
@@ -66,9 +68,7 @@ def topic_end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     """Sum of high watermarks per topic (records ever appended, modulo retention)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "tickwire-monitor", "enable.auto.commit": False}
-    )
+    c = Consumer(client_conf(bootstrap) | {"group.id": "tickwire-monitor", "enable.auto.commit": False})
     try:
         md = c.list_topics(timeout=5)
         out: dict[str, int] = {}
@@ -90,7 +90,7 @@ def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int | None:
     """Total lag of a consumer group over the given topics (end offset minus committed)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = Consumer(client_conf(bootstrap) | {"group.id": group, "enable.auto.commit": False})
     try:
         md = c.list_topics(timeout=5)
         tps = [
@@ -140,8 +140,8 @@ class LatencySampler:
 
         codec = Codec(os.environ.get("SCHEMA_REGISTRY_URL") or None)
         c = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
+            client_conf(self.bootstrap)
+            | {
                 "group.id": f"tickwire-latency-{time.time_ns()}",
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,

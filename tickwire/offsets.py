@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import setup
 
 ACTIVE_STATES = {"STABLE", "PREPARING_REBALANCE", "COMPLETING_REBALANCE", "ASSIGNING", "RECONCILING"}
@@ -178,7 +179,7 @@ def main(argv: list[str]) -> int:
         print("error: give --topic (repeatable) or --all-topics", file=sys.stderr)
         return 2
     bootstrap = a.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_conf(bootstrap))
     try:
         state, members = group_members(admin, a.group)
         if members or state in ACTIVE_STATES:

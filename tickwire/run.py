@@ -149,7 +149,7 @@ class View:
             subs_text = "-" if subs is None else f"{subs:.0f}"
             if recentres is not None:
                 subs_text += f" ({recentres:.0f} re-centres)"
-            subs_text += _session_text(s)
+            subs_text += _session_text(s) + _rest_text(s)
             rows.append(
                 (
                     st.spec.name,
@@ -196,6 +196,18 @@ class View:
         for e in self.events[-5:]:
             info.add_row("event", e)
         return Group(info, comp, topics)  # the summary first: it must fit on any terminal
+
+
+def _rest_text(s: Samples | None) -> str:
+    """A REST poller's limiter and breakers (tokens left, calls in the last 60 s, suspended feeds)."""
+    tokens = total(s, "tickwire_ingest_rest_tokens_left")
+    if tokens is None:
+        return ""
+    per_min = total(s, "tickwire_ingest_rest_calls_per_minute") or 0.0
+    suspended = sorted(
+        labels.get("feed", "?") for labels, v in (s or {}).get("tickwire_ingest_rest_feed_suspended", []) if v
+    )
+    return f" | tokens {tokens:.0f} calls/min {per_min:.0f} suspended {','.join(suspended) or '-'}"
 
 
 def _session_text(s: Samples | None) -> str:

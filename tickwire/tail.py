@@ -14,14 +14,15 @@ import time
 from typing import IO, Any
 
 from tickwire.contract.codec import Codec, CodecError, to_json_dict
+from tickwire.contract.kafka_security import client_conf
 
 
 def _consumer(bootstrap: str) -> Any:
     from confluent_kafka import Consumer
 
     return Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+        client_conf(bootstrap)
+        | {
             "group.id": f"tickwire-tail-{os.getpid()}-{time.time_ns()}",
             "enable.auto.commit": False,
             "enable.partition.eof": False,

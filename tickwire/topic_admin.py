@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tickwire.contract.kafka_security import client_conf
 from tickwire.topics import DEFAULT_FILE, TopicsFileError, TopicSpec, load_topics, topics_by_name
 
 
@@ -212,7 +213,7 @@ def default_bootstrap() -> str:
 def make_admin(bootstrap: str) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+    return AdminClient(client_conf(bootstrap) | {"socket.timeout.ms": 10000})
 
 
 def main(argv: list[str]) -> int:
@@ -231,6 +232,11 @@ def main(argv: list[str]) -> int:
         "--replication",
         type=int,
         help="replication factor for every topic, overriding topics.yaml (e.g. 3 on a production cluster)",
+    )
+    parser.add_argument(
+        "--acls",
+        action="store_true",
+        help="apply: also create the role ACLs (tickwire.acls; as a super user)",
     )
     parser.add_argument("--format", choices=["strimzi"], default="strimzi", help="export: output format")
     parser.add_argument("--cluster", default="tickwire", help="export: the Strimzi Kafka cluster name")
@@ -289,4 +295,12 @@ def main(argv: list[str]) -> int:
         print(f"ERROR {err}", file=sys.stderr)
     untouched = len(specs) - len({c.topic for c in fixable})
     print(f"{len(fixable)} change(s) applied on {bootstrap}, {untouched} topic(s) already up to date")
+    if args.acls and not errors:
+        from tickwire.acls import apply_acls
+
+        try:
+            print(f"{apply_acls(admin, specs, args.prefix, args.timeout)} role ACL binding(s) applied")
+        except Exception as e:  # not a super user, no authorizer, ...
+            print(f"ERROR creating ACLs: {e}", file=sys.stderr)
+            return 1
     return 1 if errors or unfixable else 0

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import json
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,18 @@ import msgpack
 import pytest
 
 from tickwire.contract.codec import Codec, avro_datum, load_schema, plain_schema, schema_name
-from tickwire.contract.envelope import Envelope
+from tickwire.contract.envelope import Envelope, context_header
 from tickwire.contract.exact import AmountError, float_to_units, parse_units
-from tickwire.contract.records import Bar, BookUpdate, Instrument, Quote, Trade
+from tickwire.contract.records import (
+    Bar,
+    BookUpdate,
+    IndicatorPoint,
+    Instrument,
+    NewsSentiment,
+    OptionChain,
+    Quote,
+    Trade,
+)
 from tickwire.contract.symbols import SYMBOL_PATTERNS, rfc3339_to_ns
 from tickwire.normalize.parse_cli import dbn_items, recorded_items
 from tickwire.vendors import get_parser
@@ -50,10 +60,12 @@ INPUTS: dict[str, list[tuple[str, list[Path], str | None]]] = {
         ("msgpack", [FIX / "alpaca" / "crypto-us.msgpack"], "crypto.us"),
         ("msgpack", [FIX / "alpaca" / "options-opra.msgpack"], "options.opra"),
     ],
+    "alphavantage": [("session", [FIX / "alphavantage" / "session.txt"], None)],
     "binance": [("session", [REC / "cryptofeed-BINANCE.0", REC / "cryptofeed-BINANCE.ws.1.0"], None)],
     "coinbase": [("session", [REC / "cryptofeed-COINBASE.0", REC / "cryptofeed-COINBASE.ws.28.0"], None)],
     "databento": [("dbn", [p], None) for p in sorted(DBN_DIR.glob("*.dbn*"))],
     "fix": [("fix", [FIX / "fix" / "lp-session.fix"], "lp-alpha")],
+    "ibkr": [("tws", [FIX / "ibkr" / "session.tws.jsonl"], None)],  # regenerate: make_session.py there
     "polygon": [
         ("session", [FIX / "polygon" / "stocks.session.txt"], None),
         ("session", [FIX / "polygon" / "options.session.txt"], None),
@@ -84,6 +96,13 @@ def _items(vendor: str, kind: str, files: list[Path], stream: str | None) -> Ite
                 Envelope(vendor, stream or "", 1, seq, MSGPACK_TS_RECV, "msgpack"),
             )
             start = unpacker.tell()
+    elif kind == "tws":  # one JSON line per TWS message: its context, ts_recv and fields as sent
+        for line in files[0].read_bytes().splitlines():
+            seq += 1
+            m = json.loads(line)
+            payload = b"".join(f.encode() + b"\0" for f in m["fields"])
+            context = context_header(m["ctx"])[1].decode()
+            yield payload, Envelope(vendor, "tws.1", 1, seq, m["ts_recv"], "tws", context=context)
     elif kind == "fix":
         for line in files[0].read_bytes().splitlines():
             seq += 1
@@ -127,6 +146,9 @@ class RawFacts:
         if env.content_type == "fix":
             self._fix(payload)
             return
+        if env.content_type == "tws":
+            self._tws(payload, env)
+            return
         if env.content_type == "msgpack":
             self.doc = msgpack.unpackb(payload, raw=False, timestamp=0)
         else:
@@ -134,6 +156,16 @@ class RawFacts:
         for v in _walk(self.doc):
             self._amount(v)
             self._time(v)
+
+    def _tws(self, payload: bytes, env: Envelope) -> None:
+        """NUL-terminated fields: decimals are amounts, epoch seconds are times; book messages add the
+        levels of the exchange's book so far, kept by an independent model (``_TwsBooks``)."""
+        fields = payload.decode().split("\0")[:-1]
+        for v in fields:
+            self._amount(v)
+            if v.isdigit() and NS_2000 <= int(v) * 10**9 < NS_2100:
+                self.times.add(int(v) * 10**9)
+        self.amounts |= _TWS_BOOKS.apply(fields, env)
 
     def _amount(self, v: Any) -> None:
         try:
@@ -175,6 +207,53 @@ class RawFacts:
         return [d for d in _walk(self.doc) if isinstance(d, dict)]
 
 
+class _TwsBooks:
+    """TWS books by (session, symbol, exchange): depth rows by position (insert shifts down, delete shifts
+    up), top-of-book ticks; 1101/2103/317 drop the books of their scope. Amounts: per-price sums."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, str, str], dict[str, list[tuple[str, str]]]] = {}
+        self.tops: dict[tuple[int, str, str], dict[str, tuple[str, str]]] = {}
+
+    def apply(self, f: list[str], env: Envelope) -> set[int]:
+        ctx = env.context_map()
+        if env.seq == 1:
+            self.rows.clear()
+            self.tops.clear()
+        k = (env.session, ctx.get("symbol", ""), ctx.get("exchange", ""))
+        if f[0] == "4" and f[3] in ("1101", "2103", "317"):
+            sym, ex = k[1], k[2]
+            for books in (self.rows, self.tops):
+                for key in [key for key in books if (not sym or key[1] == sym) and (not ex or key[2] == ex)]:
+                    del books[key]
+        elif f[0] in ("12", "13"):
+            pos, op, side, price, size = (f[3], f[4], f[5], f[6], f[7]) if f[0] == "12" else (f[3], *f[5:9])
+            rows = self.rows.setdefault(k, {"0": [], "1": []})[side]
+            if op == "0":
+                rows.insert(int(pos), (price, size))
+            elif op == "1":
+                rows[int(pos)] = (price, size)
+            else:
+                del rows[int(pos)]
+        elif f[0] in ("1", "2") and f[3] in ("0", "1", "2", "3"):
+            top = self.tops.setdefault(k, {})
+            side = "bid" if f[3] in ("0", "1") else "ask"
+            price, size = top.get(side, ("0", "0"))
+            top[side] = (f[4], f[5]) if f[0] == "1" else (price, f[4])
+        out: set[int] = set()
+        for rows in self.rows.get(k, {}).values():
+            sums: dict[str, Any] = {}
+            for price, size in rows:
+                sums[price] = sums.get(price, 0) + parse_units(size)
+            out |= {parse_units(p) for p in sums} | set(sums.values())
+        for price, size in self.tops.get(k, {}).values():
+            out |= {parse_units(price), parse_units(size)}
+        return out
+
+
+_TWS_BOOKS = _TwsBooks()
+
+
 def _amounts(rec: Any) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     if isinstance(rec, Trade):
@@ -194,7 +273,84 @@ def _amounts(rec: Any) -> list[tuple[str, int]]:
                 out += [(f"{side}[{i}].price", lv.price), (f"{side}[{i}].size", lv.size)]
     elif isinstance(rec, Instrument):
         out += [(f, getattr(rec, f)) for f in ("strike", "tick_size", "multiplier")]
+    elif isinstance(rec, OptionChain):
+        for i, c in enumerate(rec.contracts):
+            out += [(f"contracts[{i}].{f}", getattr(c, f)) for f in _OPTION_AMOUNTS]
+    elif isinstance(rec, NewsSentiment):
+        for i, a in enumerate(rec.articles):
+            out += [(f"articles[{i}].overall_score", a.overall_score)]
+            out += [(f"articles[{i}].topics[{k}]", v) for k, v in a.topics.items()]
+            for t in a.tickers:
+                out += [
+                    (f"articles[{i}].{t.ticker}.relevance", t.relevance),
+                    (f"articles[{i}].{t.ticker}.score", t.score),
+                ]
+    elif isinstance(rec, IndicatorPoint):
+        out += [(f"values[{k}]", v) for k, v in rec.values.items()]
     return [(k, v) for k, v in out if v is not None]
+
+
+_OPTION_AMOUNTS = (
+    "strike", "last", "mark", "bid", "bid_size", "ask", "ask_size", "volume", "open_interest",
+    "implied_volatility", "delta", "gamma", "theta", "vega", "rho",
+)  # fmt: skip
+
+
+def _av_local_ns(text: str, tz: str) -> int:
+    """An Alpha Vantage local time (date, date + HH:MM[:SS], or YYYYMMDDTHHMMSS) in zone ``tz`` -> UTC ns."""
+    from zoneinfo import ZoneInfo
+
+    if "T" in text and "-" not in text:
+        t = dt.datetime.strptime(text, "%Y%m%dT%H%M%S")
+    else:
+        t = dt.datetime.fromisoformat(text)
+    return int(t.replace(tzinfo=ZoneInfo(tz)).timestamp()) * 10**9
+
+
+def _alphavantage_times(doc: Any) -> set[int]:
+    """Technicals point times, converted with the body's own ``Time Zone``."""
+    if not isinstance(doc, dict):
+        return set()
+    meta = doc.get("Meta Data", {})
+    tz = next((v for k, v in meta.items() if k.endswith("Time Zone")), "US/Eastern")
+    points = next((v for k, v in doc.items() if k.startswith("Technical Analysis: ")), {})
+    return {_av_local_ns(t, tz) for t in points}
+
+
+def _alphavantage_exact(rec: Any, facts: RawFacts, env: Envelope) -> list[str]:
+    """Keys and shapes against the request (the stream's query) and the body."""
+    query = dict(urllib.parse.parse_qsl(env.stream.partition("?")[2]))
+    errs = []
+    if rec.symbol != query.get("symbol", query.get("tickers")):
+        errs.append(f"symbol {rec.symbol} != request {query}")
+    doc = facts.doc
+    if isinstance(rec, OptionChain):
+        rows = doc["data"]
+        got = [(c.contract_id, c.right, c.expiry.isoformat()) for c in rec.contracts]
+        want = [(r["contractID"], r["type"][0].upper(), r["expiration"]) for r in rows]
+        if got != want:
+            errs.append("chain contracts differ from the body's rows")
+        for c, r in zip(rec.contracts, rows, strict=False):
+            if (c.delta is None) != ("delta" not in r) or (c.implied_volatility is None) != (
+                "implied_volatility" not in r
+            ):
+                errs.append(f"{c.contract_id}: greeks presence differs from the row")
+    elif isinstance(rec, NewsSentiment):
+        feed = doc["feed"]
+        if [a.url for a in rec.articles] != [a["url"] for a in feed]:
+            errs.append("articles differ from the feed")
+        for a, raw in zip(rec.articles, feed, strict=False):
+            if a.time_published != _av_local_ns(raw["time_published"], "US/Eastern"):
+                errs.append(f"{a.url}: time_published {a.time_published} != raw {raw['time_published']}")
+    elif isinstance(rec, IndicatorPoint):
+        points = next(v for k, v in doc.items() if k.startswith("Technical Analysis: "))
+        tz = next(v for k, v in doc["Meta Data"].items() if k.endswith("Time Zone"))
+        row = next((p for t, p in points.items() if _av_local_ns(t, tz) == rec.ts_event), None)
+        if row is None or {k: parse_units(v) for k, v in row.items()} != rec.values:
+            errs.append(f"point at {rec.ts_event}: values {rec.values} != the body's row {row}")
+        if rec.indicator != query.get("function"):
+            errs.append(f"indicator {rec.indicator} != request {query.get('function')}")
+    return errs
 
 
 def _dbn_amounts(r: Any) -> set[int]:
@@ -335,6 +491,8 @@ def _check(vendor: str, rec: Any, facts: RawFacts, env: Envelope, codec: Codec) 
         if want_recv is not None and rec.ts_recv != want_recv:
             errs.append(f"ts_recv {rec.ts_recv} != DBN {want_recv}")
     else:
+        if vendor == "alphavantage":
+            facts.times |= _alphavantage_times(facts.doc)
         lots = _POLYGON_LOT_FIELDS if vendor == "polygon" and isinstance(rec, Quote) else ()
         errs += [
             f"{k}={v} not a decimal in the payload"
@@ -362,6 +520,8 @@ def _check(vendor: str, rec: Any, facts: RawFacts, env: Envelope, codec: Codec) 
         errs += _alpaca_exact(rec, facts)
     if vendor == "polygon":
         errs += _polygon_exact(rec, facts)
+    if vendor == "alphavantage":
+        errs += _alphavantage_exact(rec, facts, env)
     return errs
 
 

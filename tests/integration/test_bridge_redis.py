@@ -311,7 +311,13 @@ def test_registry_schema_ids_decode_with_the_shared_variable(
     writer["fields"].append({"name": "extra", "type": "string", "default": "", "doc": "test only"})
     url = f"{schema_registry_url}/subjects/{scratch}"
     try:
-        sid = rest("POST", f"{url}/versions", {"schema": json.dumps(writer)})["id"]
+        # A fresh registry numbers from 1, like the local table: register scratch versions until the id is
+        # one no local table knows, so a decode through the local table could not pass by coincidence.
+        for n in range(len(LOCAL_IDS) + 2):
+            writer["fields"][-1]["default"] = f"v{n}"
+            sid = rest("POST", f"{url}/versions", {"schema": json.dumps(writer)})["id"]
+            if sid not in LOCAL_IDS.values():
+                break
         assert sid not in LOCAL_IDS.values()
         t = trade(0)
         buf = io.BytesIO()

@@ -23,7 +23,22 @@ from tickwire.contract.codec import (
     to_json_dict,
 )
 from tickwire.contract.exact import MAX_ABS
-from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
+from tickwire.contract.records import (
+    Bar,
+    BookUpdate,
+    Gap,
+    Heartbeat,
+    IndicatorPoint,
+    Instrument,
+    Level,
+    NewsArticle,
+    NewsSentiment,
+    OptionChain,
+    OptionContract,
+    Quote,
+    TickerSentiment,
+    Trade,
+)
 from tickwire.contract.routing import key_for, topic_for
 
 BASE: dict[str, Any] = dict(
@@ -124,6 +139,40 @@ def samples() -> list[Any]:
         Heartbeat(component="normalizer", instance="a", ts=3, status="ok", stats={"lag": "12"}),
         Subscription(
             vendor="alpaca", stream_type="trades", symbols=("AAPL", "MSFT"), updated_ts=4, updated_by="cli"
+        ),
+        *analytics_samples(),
+    ]
+
+
+def analytics_samples() -> list[Any]:
+    """The nested analytics records: amounts and dates inside arrays of records and maps."""
+    eq = {**BASE, "symbol": "IBM", "asset_class": "equity", "source": "alphavantage"}
+    contract = OptionContract(
+        contract_id="IBM270115P00390000",
+        underlying="IBM",
+        expiry=dt.date(2027, 1, 15),
+        strike=390 * 10**9,
+        right="P",
+        mark=BIG,
+        quote_date=dt.date(2026, 1, 2),
+        implied_volatility=4_200_000_000,
+        theta=-MAX_ABS,
+    )
+    article = NewsArticle(
+        url="u",
+        title="t",
+        time_published=1_704_233_000 * 10**9,
+        source="Reuters",
+        topics={"Earnings": 500_000_000},
+        overall_score=-420_000_000,
+        tickers=(TickerSentiment(ticker="AAPL", relevance=1, score=2, label="Neutral"),),
+    )
+    return [
+        OptionChain(**eq, kind="realtime", greeks_requested=True, contracts=(contract,)),
+        OptionChain(**eq, kind="realtime"),
+        NewsSentiment(**{**eq, "symbol": "AAPL"}, articles=(article,)),
+        IndicatorPoint(
+            **eq, indicator="MACD", interval="daily", params={"series_type": "close"}, values={"MACD": -1}
         ),
     ]
 

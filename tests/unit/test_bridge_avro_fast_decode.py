@@ -11,7 +11,22 @@ import pytest
 from tickwire.contract.codec import LOCAL_IDS, Codec, CodecError, Subscription, schema_name
 from tickwire.contract.exact import MAX_ABS
 from tickwire.contract.fast_decode import FastDecoder, compile_decoder
-from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
+from tickwire.contract.records import (
+    Bar,
+    BookUpdate,
+    Gap,
+    Heartbeat,
+    IndicatorPoint,
+    Instrument,
+    Level,
+    NewsArticle,
+    NewsSentiment,
+    OptionChain,
+    OptionContract,
+    Quote,
+    TickerSentiment,
+    Trade,
+)
 
 BASE: dict[str, Any] = dict(
     asset_class="equity", source="alpaca", stream="stocks.iex", session=1_732_000_000_123_456_789, seq=7
@@ -129,6 +144,58 @@ def records() -> list[Any]:
             vendor="alpaca", stream_type="trades", symbols=("AAPL", "MSFT"), updated_ts=TS, updated_by="me"
         ),
         Subscription(vendor="alpaca", stream_type="trades", symbols=(), updated_ts=0, updated_by=""),
+        *analytics_records(),
+    ]
+
+
+def analytics_records() -> list[Any]:
+    """Nested records (arrays of records, maps of amounts) at their extremes."""
+    c = OptionContract(
+        contract_id="IBM270115C00390000",
+        underlying="IBM",
+        expiry=dt.date(2027, 1, 15),
+        strike=390 * 10**9,
+        right="C",
+        bid=-MAX_ABS,
+        ask_size=MAX_ABS,
+        quote_date=dt.date(1960, 1, 1),
+        delta=-500_000_000,
+        rho=1,
+    )
+    art = NewsArticle(
+        url="https://x/\u00e9",
+        title="t",
+        time_published=TS,
+        source="s",
+        authors=("a", "b"),
+        topics={"Earnings": 10**9, "\u00fc": 0},
+        overall_score=-1,
+        tickers=(TickerSentiment(ticker="CRYPTO:BTC", relevance=1, score=-MAX_ABS, label="Bearish"),),
+    )
+    return [
+        OptionChain(symbol="IBM", ts_event=TS, ts_recv=TS, kind="realtime", contracts=(c, c), **BASE),
+        OptionChain(
+            symbol="IBM", ts_event=0, ts_recv=0, kind="historical", as_of=dt.date(2026, 1, 2), **BASE
+        ),
+        NewsSentiment(
+            symbol="AAPL",
+            ts_event=TS,
+            ts_recv=TS,
+            articles=(art, NewsArticle(url="", title="", time_published=0, source="")),
+            **BASE,
+        ),
+        NewsSentiment(symbol="AAPL", ts_event=TS, ts_recv=TS, **BASE),
+        IndicatorPoint(
+            symbol="IBM",
+            ts_event=TS,
+            ts_recv=TS,
+            indicator="BBANDS",
+            interval="60min",
+            params={"time_period": "20"},
+            values={"Real Upper Band": MAX_ABS, "Real Lower Band": -1},
+            **BASE,
+        ),
+        IndicatorPoint(symbol="IBM", ts_event=TS, ts_recv=TS, indicator="RSI", interval="daily", **BASE),
     ]
 
 
@@ -161,6 +228,16 @@ def test_corrupt_bodies_give_codec_decode_outcome(rec: Any) -> None:
     variants += [
         data[:i] + bytes([b]) + data[i + 1 :] for i in range(5, len(data)) for b in (0x03, 0x80, 0xFF)
     ]
+    for v in variants:
+        assert _outcome(fast.decode, v) == _outcome(codec.decode, v), v
+
+
+@pytest.mark.parametrize("rec", analytics_records()[::2], ids=lambda r: type(r).__name__)
+def test_corrupt_nested_bodies_give_codec_decode_outcome(rec: Any) -> None:
+    codec, fast = Codec(), FastDecoder()
+    data = codec.encode(rec)
+    variants = [data[:n] for n in range(len(data))] + [data + b"\x00"]
+    variants += [data[:i] + bytes([b]) + data[i + 1 :] for i in range(5, len(data)) for b in (0x03, 0xFF)]
     for v in variants:
         assert _outcome(fast.decode, v) == _outcome(codec.decode, v), v
 

@@ -149,6 +149,9 @@ class RecordingProducer:
         self.records.append((topic, value, key, list(headers)))
         return True
 
+    def check_fatal(self) -> None:
+        """No fatal producer errors here."""
+
 
 def test_oversize_frame_goes_to_dlq_with_reason_and_head() -> None:
     from tickwire.vendors.alpaca.simulator import AlpacaSimulator

@@ -49,7 +49,7 @@ class FakeParser:
         for i, m in enumerate(msgs if isinstance(msgs, list) else [msgs]):
             kind = m.get("t")
             common: dict[str, Any] = dict(
-                symbol=m.get("s", "A"),
+                symbol=m.get("s", "A/USD"),
                 asset_class=m.get("ac", "crypto"),
                 source=env.source,
                 stream=env.stream,
@@ -260,7 +260,7 @@ def _bar_feed(n: int) -> list[dict[str, Any]]:
     return [
         {
             "t": "trade",
-            "s": "AB"[i % 2],
+            "s": ("A/USD", "B/USD")[i % 2],
             "p": f"{10 + i % 7}.5",
             "q": f"{1 + i % 3}",
             "ts": T0 + i * 7 * 10**9,

@@ -28,6 +28,9 @@ CANONICAL = [
     "fx_trades_realtime",
     "fx_quotes_realtime",
     "fx_book_realtime",
+    "option_chains_snapshot",
+    "news_sentiment",
+    "technical_indicators",
 ]
 
 
@@ -38,6 +41,7 @@ def test_real_file_has_every_topic_of_the_contract() -> None:
         + [f"{v}.raw.dlq" for v in VENDORS]
         + CANONICAL
         + ["instrument_definitions", "tickwire.gaps", "tickwire.health", "control.subscriptions"]
+        + ["tickwire.sessions"]
         + ["bridge.redis.dlq", "bridge.nats.dlq"]
     )
     assert sorted(specs) == sorted(expected)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tickwire.bench.stats import rss_summary
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 from tickwire.topic_admin import ensure_topics
 
@@ -230,7 +231,7 @@ def delete_prefixed(bootstrap: str, prefix: str) -> int:
 
     if not prefix:
         raise ValueError("refusing to delete topics without a prefix")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_conf(bootstrap))
     names = [t for t in admin.list_topics(timeout=15).topics if t.startswith(prefix)]
     if not names:
         return 0

@@ -15,6 +15,7 @@ from typing import Any
 from tickwire.bench.common import Ctx, Outcome, bridge_out
 from tickwire.bench.env import Proc, Profile, create_topics, tickwire_argv
 from tickwire.bench.stats import drain_window, summarize
+from tickwire.contract.kafka_security import client_conf
 from tickwire.infra.process import free_port
 from tickwire.logs import kv
 
@@ -73,8 +74,8 @@ def _producer(bs: str, linger_ms: int) -> Any:
     from confluent_kafka import Producer
 
     return Producer(
-        {
-            "bootstrap.servers": bs,
+        client_conf(bs)
+        | {
             "linger.ms": linger_ms,
             "compression.type": "lz4",
             "acks": "all",

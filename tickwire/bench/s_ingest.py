@@ -12,6 +12,7 @@ from tickwire.bench import data
 from tickwire.bench.common import Ctx, Outcome, Skip
 from tickwire.bench.env import Proc, create_topics, tickwire_argv
 from tickwire.bench.stats import rate
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ def ceiling(ctx: Ctx) -> Outcome:
     create_topics(bs, [tin, tout], 3)
     events = _recorded_cycle(n)
     pre = preload(bs, lambda _ev: tin, events, data.Sequencer())
-    conf = {
-        "bootstrap.servers": bs,
+    conf = client_conf(bs) | {
         "linger.ms": 5,
         "compression.type": "lz4",
         "acks": "all",
@@ -69,8 +69,8 @@ def ceiling(ctx: Ctx) -> Outcome:
     }
     prod = Producer(conf)
     cons = Consumer(
-        {
-            "bootstrap.servers": bs,
+        client_conf(bs)
+        | {
             "group.id": p + "group",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": True,

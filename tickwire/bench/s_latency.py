@@ -20,6 +20,7 @@ from tickwire.bench.common import Ctx, Outcome, Skip
 from tickwire.bench.env import Proc, create_topics, tickwire_argv, wait_until
 from tickwire.bench.s_normalize import start_normalizer
 from tickwire.bench.stats import lag_grows, summarize
+from tickwire.contract.kafka_security import client_conf
 from tickwire.infra.process import free_port
 from tickwire.logs import kv
 
@@ -55,8 +56,8 @@ class VisibilityProbe:
 
         codec = Codec()
         c = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
+            client_conf(self.bootstrap)
+            | {
                 "group.id": f"tickwire-bench-vis-{time.time_ns()}",
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,

@@ -20,14 +20,28 @@ from confluent_kafka import Message, Producer
 from tickwire.bridges import metrics as m
 from tickwire.bridges.config import _BridgeSettings
 from tickwire.contract.dlq import dlq_headers
+from tickwire.contract.errors import InfraError, classify
 from tickwire.contract.fast_decode import FastDecoder
-from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
+from tickwire.contract.kafka_security import client_conf
+from tickwire.contract.records import (
+    AnalyticsRecord,
+    Bar,
+    BookUpdate,
+    IndicatorPoint,
+    NewsSentiment,
+    OptionChain,
+    Quote,
+    Trade,
+)
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
 
-Bridged = Trade | Quote | Bar | BookUpdate
+Market = Trade | Quote | Bar | BookUpdate  # what every bridge takes
+Bridged = Market | AnalyticsRecord
 BRIDGED_TYPES = (Trade, Quote, Bar, BookUpdate)
+# Analytics snapshots have Redis surfaces only (tickwire.bridges.redis_analytics): no other bridge takes them.
+ANALYTICS_TYPES = (OptionChain, NewsSentiment, IndicatorPoint)
 
 
 @dataclass(slots=True, frozen=True)
@@ -65,6 +79,20 @@ class DlqError(RuntimeError):
     """DLQ records were not acknowledged by Kafka (the batch is retried)."""
 
 
+class PermanentWriteError(RuntimeError):
+    """The target refused some records for a reason no retry cures by itself (a legacy key of the wrong
+    type, out of memory, a full stream). Nothing of the attempt was applied for ``items`` (the rest of the
+    batch may have been). ``keys`` name what failed (``"*"``: the target as a whole): after
+    ``permanent_error_attempts`` attempts on a key its records go to the bridge DLQ with ``reason``, and
+    the key's later records go there at once while it still fails (for ``poison_ttl_s``)."""
+
+    def __init__(self, reason: str, message: str, items: list[Item], keys: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.items = items
+        self.keys = keys
+
+
 class BridgeLoop:
     """Per-process state of one bridge: decoder, writer, DLQ producer, metrics."""
 
@@ -92,6 +120,12 @@ class BridgeLoop:
         self._m_lag_hist = m.LAG_HIST.labels(bridge)
         self._m_retrying = m.RETRYING.labels(bridge)
         self._m_dlq = m.DLQ.labels(bridge)
+        # Permanent errors: key -> (consecutive failed attempts, monotonic time of the last one).
+        self._strikes: dict[str, tuple[int, float]] = {}
+        self._failing_since = 0.0
+        from tickwire.runtime.httpd import HEALTH
+
+        HEALTH.readiness(f"bridge.{bridge}", self.not_ready)
 
     def decode(self, messages: list[Message]) -> tuple[list[Item], list[tuple[Message, BaseException]]]:
         items: list[Item] = []
@@ -104,18 +138,21 @@ class BridgeLoop:
                 if value is None:
                     raise TypeError("record has no value")
                 rec = decode(value)
-                if rec.__class__ not in BRIDGED_TYPES:
+                if rec.__class__ not in BRIDGED_TYPES and not (
+                    self.bridge == "redis" and rec.__class__ in ANALYTICS_TYPES
+                ):
                     raise UnsupportedRecord(f"{type(rec).__name__} has no {self.bridge} shape")
                 ts = msg.timestamp()[1]
                 append(Item(rec, msg.topic() or "", msg.partition() or 0, msg.offset() or 0, ts / 1000.0))
             except Exception as exc:  # any undecodable record goes to the DLQ, the batch carries on
+                if classify(exc) == "infra":  # the registry is unreachable: not the record's fault
+                    raise InfraError(f"decoding: {exc}") from exc
                 bad.append((msg, exc))
         return items, bad
 
     def _send_dlq(self, bad: list[tuple[Message, BaseException]]) -> None:
         if self._dlq is None:
-            conf: dict[str, Any] = {
-                "bootstrap.servers": self.s.kafka_bootstrap_servers,
+            conf: dict[str, Any] = client_conf(self.s.kafka_bootstrap_servers) | {
                 "enable.idempotence": True,
                 "acks": "all",  # acked by all replicas before the source offset moves
                 "linger.ms": 1,
@@ -143,20 +180,24 @@ class BridgeLoop:
         """Write one batch or raise (the sink loop retries the same records)."""
         self._m_in.inc(len(messages))
         self._m_batch.observe(len(messages))
-        items, bad = self.decode(messages)
-        oldest = min((i.timestamp for i in items if i.timestamp > 0), default=0.0)
+        oldest = 0.0
         try:
+            items, bad = self.decode(messages)  # InfraError: retried like a failed write
+            oldest = min((i.timestamp for i in items if i.timestamp > 0), default=0.0)
             if not self.started:
                 await self.writer.start()
                 self.started = True
             if bad:
                 self._send_dlq(bad)
             t0 = time.perf_counter()
-            n = await self.writer.write(items) if items else 0
+            n = await self._write(items, messages) if items else 0
             self._m_publish.observe(time.perf_counter() - t0)
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             m.ERRORS.labels(self.bridge, type(exc).__name__).inc()
+            if not self.failing:
+                self._failing_since = time.time()
+                m.RETRYING_SINCE.labels(self.bridge).set(self._failing_since)
             self._m_retrying.set(1)
             self.failing = True
             if oldest:
@@ -173,6 +214,7 @@ class BridgeLoop:
             log.info("bridge write recovered %s", kv(bridge=self.bridge))
             self.failing = False
             self._m_retrying.set(0)
+            m.RETRYING_SINCE.labels(self.bridge).set(0)
         now = time.time()
         if oldest:
             self._m_lag.set(max(0.0, now - oldest))
@@ -183,6 +225,50 @@ class BridgeLoop:
         self.batches += 1
         self.written += n
         self.last_write_wall = now
+
+    def not_ready(self) -> str | None:
+        """Readiness (``/readyz``): the reason while writes fail and are being retried."""
+        if not self.failing:
+            return None
+        return f"retrying a write for {time.time() - self._failing_since:.0f}s: {self.last_error}"
+
+    async def _write(self, items: list[Item], messages: list[Message]) -> int:
+        """Write, escalating permanent errors: after N attempts the records they name go to the DLQ and
+        the rest of the batch is written (the writer applied nothing of the refused records)."""
+        while True:
+            try:
+                return await self.writer.write(items)
+            except PermanentWriteError as exc:
+                m.PERMANENT.labels(self.bridge, exc.reason).inc()
+                if not self._strike(exc) or not exc.items:
+                    raise  # retried (with backoff) by the sink loop until the attempts are used up
+                refused = {(i.topic, i.partition, i.offset) for i in exc.items}
+                where = {(x.topic() or "", x.partition() or 0, x.offset() or 0): x for x in messages}
+                self._send_dlq([(where[p], exc) for p in sorted(refused) if p in where])
+                m.PERMANENT_DLQ.labels(self.bridge, exc.reason).inc(len(refused))
+                log.error(
+                    "bridge records to DLQ after a permanent write error %s",
+                    kv(bridge=self.bridge, reason=exc.reason, records=len(refused), error=exc),
+                )
+                items = [i for i in items if (i.topic, i.partition, i.offset) not in refused]
+                if not items:
+                    return 0
+                await self.writer.reset()  # the failed attempt's cache updates must not count
+
+    def _strike(self, exc: PermanentWriteError) -> bool:
+        """Count one failed attempt on ``exc.keys``; True when they have used up their attempts."""
+        now = time.monotonic()
+        ttl, limit = self.s.poison_ttl_s, self.s.permanent_error_attempts
+        if len(self._strikes) > 10_000:  # bounded: forget keys that have not failed for a while
+            self._strikes = {k: v for k, v in self._strikes.items() if now - v[1] < ttl}
+        done = True
+        for key in exc.keys:
+            n, last = self._strikes.get(key, (0, now))
+            n = 1 if now - last > ttl else n + 1
+            self._strikes[key] = (n, now)
+            done = done and n >= limit
+        m.STRIKES.labels(self.bridge).set(len(self._strikes))
+        return done
 
     async def start(self) -> None:
         """Connect the writer ahead of the first batch (that batch then does not pay for it)."""

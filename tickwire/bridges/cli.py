@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--batch-max", type=int, help="records per batch at most")
         sp.add_argument("--commit-interval-s", type=float, help="offset commit period (s) of written batches")
         sp.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
+        sp.add_argument("--metrics-host", help="Prometheus bind address (default 127.0.0.1)")
         sp.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
         if name == "redis":
             sp.add_argument("--redis-url", help="redis://host:port/db")
@@ -64,8 +65,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from prometheus_client import start_http_server
-
     from tickwire.bridges.config import NatsBridgeSettings, RedisBridgeSettings
 
     overrides = _overrides(args)
@@ -83,7 +82,9 @@ def main(argv: list[str]) -> int:
         logs.setup(settings.log_level)
         sink = nats_bridge.build(settings)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        from tickwire.runtime.httpd import serve
+
+        serve(settings.metrics_port, settings.metrics_host)  # /metrics, /healthz, /readyz
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Finish the batch, commit what was written, leave the group.
         signal.signal(sig, lambda _n, _f: sink.stop())

@@ -11,7 +11,7 @@ feed shows up as a missing key, history-like surfaces (bars) live a trading day.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tickwire import vendors
@@ -24,6 +24,8 @@ CANONICAL_TOPICS: tuple[str, ...] = (
     *(f"{c}_bars_staging" for c in ("stock", "crypto", "future")),
     *(f"{c}_book_realtime" for c in ("stock", "crypto", "future")),
 )
+# Analytics snapshots (option chains, news sentiment, technicals): Redis surfaces only (seed 004).
+ANALYTICS_TOPICS: tuple[str, ...] = ("option_chains_snapshot", "news_sentiment", "technical_indicators")
 
 
 ClientValue = str | int | float | bool
@@ -49,7 +51,12 @@ class _BridgeSettings(ProcessSettings):
     session_timeout_ms: int = Field(10_000, ge=1000)
     retry_base_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(5.0, gt=0)
+    # A write error no retry cures (Redis WRONGTYPE/OOM, JetStream stream full): after this many attempts
+    # on a key its records go to bridge.<name>.dlq; later records on it go there at once for poison_ttl_s.
+    permanent_error_attempts: int = Field(5, ge=1)
+    poison_ttl_s: float = Field(60.0, gt=0)
     metrics_port: int = 0  # 0 = no Prometheus HTTP endpoint
+    metrics_host: str = "127.0.0.1"  # the endpoint's bind address (loopback unless asked)
     log_level: str = "INFO"
 
     @property
@@ -70,7 +77,9 @@ class RedisBridgeSettings(_BridgeSettings):
     )
 
     app_id: str = "tickwire-bridge-redis"
-    redis_url: str = Field("redis://127.0.0.1:16379/0", validation_alias="REDIS_URL")
+    topics: tuple[str, ...] = (*CANONICAL_TOPICS, *ANALYTICS_TOPICS)
+    # SecretStr: a URL may carry a password (redis://user:pw@host); never shown in logs or errors.
+    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:16379/0"), validation_alias="REDIS_URL")
     key_prefix: str = ""  # prefixed to every key and channel (test isolation)
     timestamp_digits: int = Field(3, ge=0, le=9)  # fractional second digits of legacy ISO timestamps
     # TTLs in seconds per surface.
@@ -80,6 +89,10 @@ class RedisBridgeSettings(_BridgeSettings):
     ttl_bars_s: int = Field(86400, ge=1)
     ttl_heartbeat_s: int = Field(30, ge=1)
     ttl_state_s: int = Field(7 * 86400, ge=1)  # the bridge's own offsets, identity windows, book state
+    ttl_options_s: int = Field(300, ge=1)  # options:{symbol}:calls|puts|chain, monitoring:options:{symbol}
+    ttl_greeks_s: int = Field(300, ge=1)  # options:{symbol}:{contract}:greeks
+    ttl_sentiment_s: int = Field(3600, ge=1)  # sentiment:{symbol}, monitoring:sentiment:{symbol}
+    ttl_technicals_s: int = Field(900, ge=1)  # technicals:{symbol}:{indicator}
     # Record identities remembered per (type, source, stream, session, symbol): must exceed the records
     # of one key in the normalizer's open + aborted transactions (their re-production is skipped by
     # identity; see README "Live path"). The normalizer's commit_max_records bounds a transaction.
@@ -88,6 +101,9 @@ class RedisBridgeSettings(_BridgeSettings):
     bars_max: int = Field(1440, ge=1)  # per bars list: one trading day of 1-minute bars
     book_depth: int = Field(10, ge=1)  # levels per side written to market:{symbol}:book
     stale_after_s: float = Field(60.0, gt=0)
+    # Per-symbol in-memory caches (tickers, books, bar heads, identity windows) are dropped and re-read
+    # from Redis past this many symbols (bounded memory; sizes in tickwire_bridge_cache_entries).
+    cache_max_symbols: int = Field(50_000, ge=10)
     monitor_interval_s: float = Field(5.0, gt=0)  # heartbeat + staleness check period
     control_plane: bool = True
     control_topic: str = "control.subscriptions"
@@ -102,7 +118,8 @@ class NatsBridgeSettings(_BridgeSettings):
     )
 
     app_id: str = "tickwire-bridge-nats"
-    nats_url: str = Field("nats://127.0.0.1:14222", validation_alias="NATS_URL")
+    nats_url: SecretStr = Field(SecretStr("nats://127.0.0.1:14222"), validation_alias="NATS_URL")
+    tls_ca_file: str | None = None  # CA of a TLS NATS server (tls:// URL); None = no TLS or system CAs
     stream: str = "MARKET_DATA"
     subject_prefix: str = ""  # test isolation: "t1." -> subjects t1.market.stocks.trades, stream t1.market.>
     max_age_s: float = Field(24 * 3600, gt=0)
@@ -110,6 +127,10 @@ class NatsBridgeSettings(_BridgeSettings):
     # NATS outage, redelivery) is deduplicated by JetStream. Costs server memory per message id.
     duplicate_window_s: float = Field(20 * 60, gt=0)
     ack_timeout_s: float = Field(5.0, gt=0)
+    # Stream size bound (-1 = none) and what a full stream does: "old" drops the oldest messages, "new"
+    # refuses new ones (a permanent write error: DLQ after permanent_error_attempts).
+    max_bytes: int = Field(-1, ge=-1)
+    discard: str = Field("old", pattern="^(old|new)$")
 
 
 def legacy_control_map() -> dict[str, tuple[str, ...]]:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from tickwire.backoff import Backoff
 from tickwire.bridges.config import RedisBridgeSettings
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class ControlPlane:
         from tickwire.bridges.redis_bridge import connect
 
         self.s = s
-        self.r = client or connect(s.redis_url)
+        self.r = client or connect(s.redis_url.get_secret_value())
         self.channel = s.key_prefix + CHANNEL
         self.topic = s.prefixed(s.control_topic)
         self.ready = asyncio.Event()
@@ -140,7 +141,7 @@ class ControlPlane:
         finally:
             reader.close()
         producer = Producer(
-            {"bootstrap.servers": self.s.kafka_bootstrap_servers, "linger.ms": 0, **self.s.kafka_client}
+            client_conf(self.s.kafka_bootstrap_servers) | {"linger.ms": 0, **self.s.kafka_client}
         )
         written: dict[str, tuple[str, ...]] = {}
         for key, (add, remove) in changes.items():

@@ -39,3 +39,20 @@ LAG_HIST = Histogram(
 ERRORS = Counter("tickwire_bridge_errors_total", "Errors by kind", ["bridge", "kind"])
 DLQ = Counter("tickwire_bridge_dlq_total", "Records sent to the bridge DLQ", ["bridge"])
 RETRYING = Gauge("tickwire_bridge_retrying", "1 while a batch write is being retried", ["bridge"])
+RETRYING_SINCE = Gauge(
+    "tickwire_bridge_retrying_since_seconds",
+    "Unix time the failing write began being retried (0 while writes succeed)",
+    ["bridge"],
+)
+PERMANENT = Counter(
+    "tickwire_bridge_permanent_errors_total",
+    "Write attempts refused for a reason retries do not cure (wrong_type, oom, stream_full)",
+    ["bridge", "reason"],
+)
+PERMANENT_DLQ = Counter(
+    "tickwire_bridge_permanent_dlq_total",
+    "Records sent to the bridge DLQ after their permanent write errors used up the attempts",
+    ["bridge", "reason"],
+)
+STRIKES = Gauge("tickwire_bridge_failing_keys", "Keys with recent permanent write errors", ["bridge"])
+CACHE = Gauge("tickwire_bridge_cache_entries", "Entries in a bridge's in-memory caches", ["bridge", "cache"])

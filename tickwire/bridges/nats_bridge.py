@@ -21,14 +21,17 @@ Publishing: the whole batch goes out as core-NATS publishes (public ``publish`` 
 each, queued without yielding so they leave in few socket writes,
 then all PubAcks are awaited together under ``ack_timeout_s``. Only then may the runtime commit the Kafka
 offsets. On a timeout or error the whole batch is re-published after a backoff; JetStream drops the
-copies that had been stored already (ack with ``duplicate=True``).
+copies that had been stored already (ack with ``duplicate=True``). A refusal no retry cures (a full
+stream with ``discard="new"`` and ``max_bytes``, an oversized message) raises ``PermanentWriteError`` for
+the refused messages only: after ``permanent_error_attempts`` they go to ``bridge.nats.dlq``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import ssl
+from typing import Any, cast
 
 import nats
 import orjson
@@ -37,7 +40,7 @@ from nats.js.errors import NotFoundError
 
 from tickwire.bridges import metrics as m
 from tickwire.bridges import shapes
-from tickwire.bridges.batch import BridgeLoop, Item
+from tickwire.bridges.batch import BridgeLoop, Item, Market, PermanentWriteError
 from tickwire.bridges.config import NatsBridgeSettings
 from tickwire.logs import kv
 from tickwire.runtime.sink import SinkWorker
@@ -55,7 +58,8 @@ def stream_config(s: NatsBridgeSettings) -> jsapi.StreamConfig:
         storage=jsapi.StorageType.FILE,
         max_age=s.max_age_s,
         duplicate_window=s.duplicate_window_s,
-        discard=jsapi.DiscardPolicy.OLD,
+        max_bytes=s.max_bytes,
+        discard=jsapi.DiscardPolicy.NEW if s.discard == "new" else jsapi.DiscardPolicy.OLD,
     )
 
 
@@ -74,12 +78,13 @@ async def ensure_stream(js: Any, s: NatsBridgeSettings) -> None:
 class _Batch:
     """Acks outstanding for one publish attempt (reply subjects still unanswered)."""
 
-    __slots__ = ("done", "dups", "error", "outstanding")
+    __slots__ = ("done", "dups", "error", "full", "outstanding")
 
     def __init__(self) -> None:
         self.outstanding: set[str] = set()
         self.dups = 0
         self.error: str | None = None
+        self.full: dict[str, tuple[str, str]] = {}  # reply subject -> permanent refusal (reason, text)
         self.done = asyncio.Event()
 
 
@@ -103,7 +108,10 @@ class NatsWriter:
                 # Bounded: with unlimited reconnects a first connect may otherwise wait forever.
                 self.nc = await asyncio.wait_for(
                     nats.connect(
-                        self.s.nats_url,
+                        self.s.nats_url.get_secret_value(),
+                        tls=ssl.create_default_context(cafile=self.s.tls_ca_file)
+                        if self.s.tls_ca_file
+                        else None,
                         name=self.s.full_app_id,
                         connect_timeout=3,
                         allow_reconnect=True,
@@ -131,8 +139,14 @@ class NatsWriter:
         except orjson.JSONDecodeError:
             ack = {"error": {"description": f"bad ack {msg.data[:100]!r}"}}
         if "error" in ack:
-            b.error = str(ack["error"])
-            b.done.set()
+            err = ack["error"]
+            text = str(err.get("description", err) if isinstance(err, dict) else err)
+            reason = _permanent(text)
+            if reason is not None:
+                b.full[msg.subject] = (reason, text)  # the other acks tell which messages were stored
+            else:
+                b.error = text
+                b.done.set()
         elif ack.get("duplicate"):
             b.dups += 1
         if not b.outstanding:
@@ -149,7 +163,7 @@ class NatsWriter:
         outstanding = b.outstanding
         publish = nc.publish
         for i, it in enumerate(items):
-            rec = it.record
+            rec = cast(Market, it.record)  # batch.decode hands this bridge market records only
             reply = reply_prefix + str(i)
             outstanding.add(reply)
             # Does not yield: the command is appended to the client's buffer, flushed once we wait.
@@ -160,6 +174,13 @@ class NatsWriter:
             self._batch = None
         if b.error is not None:
             raise PublishError(f"jetstream refused a message: {b.error}")
+        if b.full:
+            # The stream refused these (discard new, limits reached); the rest were stored (acked).
+            refused = [items[int(subject.rpartition(".")[2])] for subject in b.full]
+            reason, text = next(iter(b.full.values()))
+            raise PermanentWriteError(
+                reason, f"jetstream stream {self.s.stream} refused: {text}", refused, (self.s.stream,)
+            )
         if b.dups:
             m.DUPLICATES.labels("nats").inc(b.dups)
         return len(items) - b.dups
@@ -171,6 +192,18 @@ class NatsWriter:
     async def stop(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
+
+
+def _permanent(description: str) -> str | None:
+    """The reason of a JetStream refusal no retry cures by itself, else None. A full stream (discard
+    new): "maximum messages/bytes exceeded" (and per subject), "insufficient resources" (the server's
+    storage limit); a message over the stream's size limit: "message size exceeds maximum allowed"."""
+    d = description.lower()
+    if ("maximum" in d and "exceeded" in d) or "insufficient resources" in d:
+        return "stream_full"
+    if "message size exceeds maximum" in d:
+        return "too_large"
+    return None
 
 
 class PublishError(RuntimeError):

@@ -35,54 +35,18 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
+from tickwire.bridges import redis_analytics, redis_status, redis_venues, shapes
 from tickwire.bridges import redis_idem as idem
-from tickwire.bridges import shapes
-from tickwire.bridges.batch import BridgeLoop, Item
+from tickwire.bridges.batch import BridgeLoop, Item, PermanentWriteError
 from tickwire.bridges.config import RedisBridgeSettings
+from tickwire.bridges.redis_keys import Keys, bound_caches, check_reads, permanent_reason, wrong_type
 from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
 from tickwire.logs import kv
 from tickwire.runtime.sink import SinkWorker
 
 log = logging.getLogger(__name__)
-
-
-class Keys:
-    """Every Redis key and channel name the bridge touches, with the isolation prefix."""
-
-    def __init__(self, prefix: str, app_id: str) -> None:
-        self.p = prefix
-        self.offsets = f"{prefix}tickwire:bridge:{app_id}:offsets"
-        self.versions = f"{prefix}tickwire:bridge:{app_id}:seen"
-        self._seen = f"{prefix}tickwire:bridge:{app_id}:seen:"
-        self.stale = f"{prefix}monitoring:data:stale"
-
-    def seen(self, wkey: str) -> str:
-        return self._seen + wkey
-
-    def ticker(self, sym: str) -> str:
-        return f"{self.p}market:{sym}:ticker"
-
-    def trades(self, sym: str) -> str:
-        return f"{self.p}market:{sym}:trades"
-
-    def bars(self, sym: str, timeframe: str) -> str:
-        return f"{self.p}market:{sym}:bars:{shapes.BAR_KEY_SUFFIX.get(timeframe, timeframe)}"
-
-    def book(self, sym: str) -> str:
-        return f"{self.p}market:{sym}:book"
-
-    def book_state(self, sym: str, side: str) -> str:
-        return f"{self.p}tickwire:book:{sym}:{side}"
-
-    def trades_channel(self, sym: str) -> str:
-        return f"{self.p}market_trades:{sym}"
-
-    def bars_channel(self, sym: str) -> str:
-        return f"{self.p}market_data:{sym}"
-
-    def heartbeat(self, component: str) -> str:
-        return f"{self.p}heartbeat:{component}"
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -97,7 +61,7 @@ class ConcurrentWrite(RuntimeError):
 class RedisWriter:
     def __init__(self, s: RedisBridgeSettings, client: aioredis.Redis | None = None) -> None:
         self.s = s
-        self.r = client or connect(s.redis_url)
+        self.r = client or connect(s.redis_url.get_secret_value())
         self.k = Keys(s.key_prefix, s.full_app_id)
         self.d = s.timestamp_digits
         self.script = self.r.register_script(idem.SCRIPT)
@@ -157,7 +121,9 @@ class RedisWriter:
             pipe.hgetall(self.k.book_state(sym, "asks"))
         for key in bar_keys:
             pipe.lindex(key, 0)
-        res = list(await pipe.execute())
+        # Per-command results: a legacy key of the wrong type fails its read alone (escalated, see batch).
+        res = list(await pipe.execute(raise_on_error=False))
+        check_reads(self.k, items, res, tps, wkeys, tick_syms, book_syms, bar_keys)
         if tps:
             for tp, v in zip(tps, res.pop(0), strict=True):
                 self.wm[tp] = int(v) if v is not None else -1
@@ -234,7 +200,7 @@ class RedisWriter:
                 if self.tickers[sym].apply_trade(rec.price, rec.size, rec.ts_event):
                     dirty_tickers.add(sym)
             elif isinstance(rec, Quote):
-                if self.tickers[sym].apply_quote(*shapes.ticker_from_quote(rec)):
+                if redis_venues.quote_moves_ticker(self.tickers[sym], rec):
                     dirty_tickers.add(sym)
             elif isinstance(rec, Bar):
                 payload = shapes.bar_message(rec, d)
@@ -247,7 +213,7 @@ class RedisWriter:
                 sc.cmd("LPUSH", key, payload)
                 self.bar_heads[key] = ts
                 bar_keys.add(key)
-            else:
+            elif not await redis_analytics.write(self.r, sc, s, rec) and isinstance(rec, BookUpdate):
                 self._apply_book(rec, book_rewrite, book_changes, dirty_tickers)
         for sym, entries in trades.items():
             key = k.trades(sym)
@@ -265,14 +231,32 @@ class RedisWriter:
             # Strings: Lua numbers are doubles (offsets stay exact as text).
             sc.cmd_many("HSET", k.offsets, [v for f, o in offsets.items() for v in (f, str(o))])
             sc.cmd("EXPIRE", k.offsets, s.ttl_state_s)
-        if await self.script(args=sc.argv()) != 1:
+        try:
+            done = await self.script(args=sc.argv())
+        except ResponseError as exc:
+            reason = permanent_reason(exc)
+            if reason is None:
+                raise
+            # Refused before the first write (see redis_idem.SCRIPT): nothing of the batch was applied.
+            raise PermanentWriteError(reason, f"{reason.upper()}: {exc}", items, ("*",)) from exc
+        if isinstance(done, list):  # keys of the wrong type, found before any write
+            flat = iter(done)
+            bad = {bytes(key).decode(): bytes(t).decode() for key, t in zip(flat, flat, strict=True)}
+            raise wrong_type(k, items, bad, "write")
+        if done != 1:
             raise ConcurrentWrite("identity window changed under us (another bridge instance wrote)")
         for f, off in offsets.items():
             topic, _, part = f.rpartition(":")
             self.wm[(topic, int(part))] = off
         now = time.time()
-        for it in fresh:
-            self.last_update[it.record.symbol] = now
+        for it in fresh:  # market data only: polled analytics (chains, news) are minutes apart by design
+            if not isinstance(it.record, redis_analytics.ANALYTICS):
+                self.last_update[it.record.symbol] = now
+        bound_caches(
+            self.s.cache_max_symbols,
+            windows=self.windows, tickers=self.tickers, books=self.books, bar_heads=self.bar_heads,
+            last_update=self.last_update,
+        )  # fmt: skip
         return len(fresh)
 
     def _apply_book(
@@ -282,7 +266,7 @@ class RedisWriter:
         changes: dict[str, tuple[dict[int, int], dict[int, int]]],
         dirty_tickers: set[str],
     ) -> None:
-        sym = u.symbol
+        sym = redis_venues.book_key(u)  # per-venue books: "SYMBOL:VENUE" (market:{symbol}:{venue}:book)
         book = self.books.setdefault(sym, shapes.Book())
         bids, asks = book.apply(u)
         if u.snapshot:
@@ -292,7 +276,7 @@ class RedisWriter:
             cb, ca = changes.setdefault(sym, ({}, {}))
             cb.update(bids)
             ca.update(asks)
-        if book.bids and book.asks:
+        if book.bids and book.asks and sym == u.symbol:  # a per-venue book never moves the ticker (NBBO does)
             bp = max(book.bids)
             ap = min(book.asks)
             if self.tickers[sym].apply_quote(bp, book.bids[bp], ap, book.asks[ap], u.ts_event):
@@ -308,7 +292,7 @@ class RedisWriter:
         k, s = self.k, self.s
         book = self.books[sym]
         bids, asks = book.top(s.book_depth)
-        payload = shapes.book_json(sym, bids, asks, book.ts_event, self.d)
+        payload = redis_venues.book_json(sym, bids, asks, book.ts_event, self.d)
         sc.cmd("SET", k.book(sym), payload, "EX", s.ttl_book_s)
         for side, levels, idx in (("bids", book.bids, 0), ("asks", book.asks, 1)):
             key = k.book_state(sym, side)
@@ -384,6 +368,7 @@ def build(s: RedisBridgeSettings) -> SinkWorker:
     async def _start() -> None:
         await loop.start()
         tasks.append(asyncio.create_task(_monitor()))
+        tasks.append(asyncio.create_task(redis_status.StatusKeys(s, writer.r).run()))  # vendor status keys
         if s.control_plane:
             from tickwire.bridges.control_plane import ControlPlane
 

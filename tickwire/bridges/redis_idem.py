@@ -31,13 +31,17 @@ from typing import Any
 
 import msgpack
 
-from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
+from tickwire.contract.records import Bar, Canonical
 
 # ARGV: versions hash, n, n x (field, expected version or "", new version), then ONE msgpack array of
 # commands ([name, args...] each), decoded by Redis' bundled cmsgpack: one argument instead of ~4 per
 # record (redis-py packs every argument in Python; that was the batch's largest client-side cost).
 # Old-spec raw strings (use_bin_type=False): Redis 7.0's cmsgpack rejects the bin types.
-# Returns 0 (nothing written) if any version differs, else 1.
+# Returns 0 (nothing written) if any version differs, a flat list {key, type, ...} of the keys whose
+# type the batch's list/hash commands cannot write (WRONGTYPE: a legacy key of another type; nothing
+# written either), else 1. Redis does not roll a script back: a command failing half-way would leave
+# the batch half-applied, so every check is done before the first write (an OOM is refused at the first
+# write, before anything was written).
 SCRIPT = """
 local vkey = ARGV[1]
 local n = tonumber(ARGV[2])
@@ -47,12 +51,29 @@ for _ = 1, n do
   if (cur or '') ~= ARGV[i + 1] then return 0 end
   i = i + 3
 end
+local cmds = cmsgpack.unpack(ARGV[3 + 3 * n])
+local want = {LPUSH='list', RPUSH='list', LTRIM='list', LPOP='list', HSET='hash', HDEL='hash'}
+local checked = {}
+local bad = {}
+for j = 1, #cmds do
+  local name, key = cmds[j][1], cmds[j][2]
+  if name == 'DEL' then
+    checked[key] = true
+  elseif want[name] and not checked[key] then
+    checked[key] = true
+    local t = redis.call('TYPE', key)['ok']
+    if t ~= 'none' and t ~= want[name] then
+      bad[#bad + 1] = key
+      bad[#bad + 1] = t
+    end
+  end
+end
+if #bad > 0 then return bad end
 i = 3
 for _ = 1, n do
   redis.call('HSET', vkey, ARGV[i], ARGV[i + 2])
   i = i + 3
 end
-local cmds = cmsgpack.unpack(ARGV[i])
 for j = 1, #cmds do
   redis.call(unpack(cmds[j]))
 end
@@ -62,12 +83,12 @@ return 1
 MAX_ARGS = 4000  # per command: well inside Lua's unpack/C-stack limit (~8000)
 
 
-def window_key(rec: Trade | Quote | Bar | BookUpdate) -> str:
+def window_key(rec: Canonical) -> str:
     kind = f"Bar:{rec.timeframe}" if isinstance(rec, Bar) else type(rec).__name__
     return f"{kind}|{rec.source}|{rec.stream}|{rec.session}|{rec.symbol}"
 
 
-def ident(rec: Trade | Quote | Bar | BookUpdate) -> int:
+def ident(rec: Canonical) -> int:
     return (rec.seq << 32) | rec.sub_seq
 
 

@@ -255,8 +255,16 @@ class Book:
         return [Level(p, s) for p, s in bids], [Level(p, s) for p, s in asks]
 
 
-def book_json(symbol: str, bids: list[Level], asks: list[Level], ts_event: int, digits: int = 3) -> bytes:
-    """``market:{symbol}:book``: best-first levels per side as {"price", "size"} (plus "count" if known)."""
+def book_json(
+    symbol: str,
+    bids: list[Level],
+    asks: list[Level],
+    ts_event: int,
+    digits: int = 3,
+    exchange: str | None = None,
+) -> bytes:
+    """``market:{symbol}:book``: best-first levels per side as {"price", "size"} (plus "count" if known);
+    a per-exchange book (``market:{symbol}:{exchange}:book``) also names its ``exchange``."""
 
     def levels(side: list[Level]) -> list[dict[str, Any]]:
         out = []
@@ -270,6 +278,7 @@ def book_json(symbol: str, bids: list[Level], asks: list[Level], ts_event: int, 
     return dumps(
         {
             "symbol": symbol,
+            **({"exchange": exchange} if exchange else {}),
             "bids": levels(bids),
             "asks": levels(asks),
             "depth": max(len(bids), len(asks)),

@@ -79,6 +79,8 @@ class Received:
     payload: bytes
     ts_recv: int  # ns, taken at the socket read
     headers: tuple[tuple[str, bytes], ...] = ()  # extra raw headers (e.g. the vendor's own sequence number)
+    key: str | None = None  # the raw record key when the link knows it (else the adapter's ``classify``)
+    broadcast: bool = False  # every raw partition gets a copy (see ``RawPublisher.publish``)
 
 
 class Link(Protocol):
@@ -120,6 +122,11 @@ def diff_subs(new: Subs, old: Subs) -> tuple[Subs, Subs]:
     added = {t: s - old.get(t, frozenset()) for t, s in new.items()}
     removed = {t: s - new.get(t, frozenset()) for t, s in old.items()}
     return {t: s for t, s in added.items() if s}, {t: s for t, s in removed.items() if s}
+
+
+def fmt_subs(subs: Subs) -> str:
+    """``type=SYM,SYM;type=...`` (sorted) for logs."""
+    return ";".join(f"{t}={','.join(sorted(s))}" for t, s in sorted(subs.items()))
 
 
 class RawSink(Protocol):

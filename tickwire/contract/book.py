@@ -24,9 +24,19 @@ from typing import Any
 import msgspec
 import orjson
 
+from tickwire.contract import jsonlimits
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import UNITS_CACHE, AmountError, int_to_units, parse_units
 from tickwire.contract.parser import ParseError, ParseOutput
+
+# Keys (symbols) tracked per mechanism. Symbols come from the input: past this many the oldest key is
+# forgotten (its next update starts afresh, as after a restart), so made-up symbols cannot grow state.
+MAX_KEYS = 50_000
+
+
+def _make_room(d: dict[str, Any]) -> None:
+    if len(d) >= MAX_KEYS:
+        del d[next(iter(d))]
 
 
 class Verdict(Enum):
@@ -62,6 +72,8 @@ class BookContinuity:
         return b is not None and b.needs_resync
 
     def snapshot(self, key: str, last: int, ts: int) -> None:
+        if key not in self.books:
+            _make_room(self.books)
         self.books[key] = _Book(last=last, after_snapshot=True, ts=ts)
 
     def is_stale(self, key: str, last: int) -> bool:
@@ -73,6 +85,7 @@ class BookContinuity:
         """Check a diff covering update ids ``first..last`` (the caller ensures first <= last)."""
         b = self.books.get(key)
         if b is None:
+            _make_room(self.books)
             self.books[key] = _Book(last=last, ts=ts)
             return Check(Verdict.OK)
         prev = b.last
@@ -99,6 +112,11 @@ class NextId:
         if prev is not None and value <= prev:
             return Check(Verdict.STALE)
         ts_before = self.ts.get(key, 0)
+        if prev is None and len(self.last) >= MAX_KEYS:
+            old = next(iter(self.last))
+            del self.last[old]
+            self.ts.pop(old, None)
+            self.needs_resync.discard(old)
         self.last[key] = value
         self.ts[key] = ts
         if prev is None or value == prev + 1:
@@ -143,6 +161,7 @@ def _reject_constant(name: str) -> Any:
 
 def loads_fast(payload: bytes) -> Any:
     """orjson keeps JSON strings as str (amounts come as strings); what it refuses takes the exact path."""
+    jsonlimits.check(payload)
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -152,6 +171,7 @@ def loads_fast(payload: bytes) -> Any:
 def loads_exact(payload: bytes | str) -> Any:
     """Fractional JSON numbers stay as their exact text (a str, like vendor amount strings) for
     ``parse_units``; integers become int; NaN/Infinity are rejected."""
+    jsonlimits.check(payload)
     try:
         return json.loads(payload, parse_float=str, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -228,7 +248,7 @@ def parse_json(
     reads what the typed decoder refuses or says why it is malformed. REST answers take the generic path."""
     if decode is not None and not env.stream.startswith("rest."):
         try:
-            msg = decode(payload)
+            msg = jsonlimits.decode(decode, payload)
         except msgspec.MsgspecError:
             msg = None
         if msg is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from tickwire.contract.codec_schema import CLASS_TO_NAME, TABLE, CodecError, schema_name
+from tickwire.contract.codec_schema import CLASS_TO_NAME, NESTED, TABLE, CodecError, schema_name
 from tickwire.contract.exact import MAX_ABS, format_units
 from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Trade
 
@@ -96,6 +96,10 @@ def _to_datum_book(r: BookUpdate) -> dict[str, Any]:
 
 def _to_datum_generic(r: Any) -> dict[str, Any]:
     name = _CLASS_TO_NAME[type(r)]
+    if name in NESTED:
+        from tickwire.contract import codec_nested
+
+        return codec_nested.to_datum(name, r)
     d = _asdict(r)
     req, opt = _AMOUNTS.get(name, ((), ()))
     for k in req:
@@ -129,6 +133,10 @@ def avro_datum(record: Any) -> dict[str, Any]:
 
 def from_datum(name: str, d: dict[str, Any]) -> Any:
     """Inverse of :func:`avro_datum` for the plain-schema dict of record ``name``."""
+    if name in NESTED:
+        from tickwire.contract import codec_nested
+
+        return codec_nested.from_datum(name, d)
     cls = _TABLE[name][1]
     req, opt = _AMOUNTS.get(name, ((), ()))
     for k in req:
@@ -155,6 +163,10 @@ def to_json_dict(record: Any) -> dict[str, Any]:
     """Field names as in records.py; amounts as exact plain decimal strings, timestamps int ns,
     dates ISO, book levels as {"price", "size", "count"}; plus ``"schema": <record name>``."""
     name = schema_name(record)
+    if name in NESTED:
+        from tickwire.contract import codec_nested
+
+        return codec_nested.to_json_dict(name, record)
     d = _asdict(record)
     req, opt = _AMOUNTS.get(name, ((), ()))
     for k in req:

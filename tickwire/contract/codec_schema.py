@@ -14,7 +14,19 @@ from typing import Any
 
 import msgspec
 
-from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Quote, Trade
+from tickwire.contract.records import (
+    AnalyticsRecord,
+    Bar,
+    BookUpdate,
+    Gap,
+    Heartbeat,
+    IndicatorPoint,
+    Instrument,
+    NewsSentiment,
+    OptionChain,
+    Quote,
+    Trade,
+)
 from tickwire.resources import schema_dir
 
 NAMESPACE = "io.tickwire.canonical"
@@ -31,7 +43,7 @@ class Subscription(msgspec.Struct, kw_only=True, frozen=True):
     updated_by: str
 
 
-AnyRecord = Trade | Quote | Bar | BookUpdate | Instrument | Gap | Heartbeat | Subscription
+AnyRecord = Trade | Quote | Bar | BookUpdate | Instrument | Gap | Heartbeat | Subscription | AnalyticsRecord
 
 # schema name -> (file stem, class, local id). Local ids are part of the offline wire contract: never reuse.
 TABLE: dict[str, tuple[str, type[Any], int]] = {
@@ -43,8 +55,13 @@ TABLE: dict[str, tuple[str, type[Any], int]] = {
     "Gap": ("gap", Gap, 6),
     "Heartbeat": ("heartbeat", Heartbeat, 7),
     "Subscription": ("subscription", Subscription, 8),
+    "OptionChain": ("option_chain", OptionChain, 9),
+    "NewsSentiment": ("news_sentiment", NewsSentiment, 10),
+    "IndicatorPoint": ("indicator_point", IndicatorPoint, 11),
 }
 LOCAL_IDS: dict[str, int] = {name: t[2] for name, t in TABLE.items()}
+# Records with nested records / maps of amounts: converted by walking their schema (``codec_nested``).
+NESTED: frozenset[str] = frozenset({"OptionChain", "NewsSentiment", "IndicatorPoint"})
 CLASS_TO_NAME: dict[type[Any], str] = {t[1]: name for name, t in TABLE.items()}
 
 

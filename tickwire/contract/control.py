@@ -17,6 +17,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tickwire.contract.codec import Codec, Subscription
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 from tickwire.topic_admin import ensure_topics
 
@@ -42,8 +43,8 @@ class ControlReader:
         self.codec = codec or Codec()
         ensure_topic(bootstrap, topic)
         self._c = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
+            client_conf(bootstrap)
+            | {
                 # A unique, never-committed group: every producer sees the whole topic.
                 "group.id": f"tickwire-control-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,

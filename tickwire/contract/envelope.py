@@ -34,6 +34,7 @@ H_ERROR_MESSAGE = "tw-error-message"
 H_SRC_TOPIC = "tw-src-topic"
 H_SRC_PARTITION = "tw-src-partition"
 H_SRC_OFFSET = "tw-src-offset"
+H_ERROR_KIND = "tw-error-kind"  # tickwire.contract.errors.Kind: bad_input or internal
 
 Headers = Sequence[tuple[str, bytes | None]]
 

@@ -7,6 +7,7 @@ decimal(38, 9).
 
 from __future__ import annotations
 
+import re
 from decimal import Context, Decimal
 
 # Wide enough that scaleb never rounds anything decimal(38, 9) can hold (default context has 28 digits).
@@ -15,6 +16,10 @@ _CTX = Context(prec=80)
 SCALE = 9
 ONE: int = 10**SCALE
 MAX_ABS: int = 10**38 - 1  # decimal(38, 9) limit
+# Bounds checked on the text before any big-number arithmetic (``int()`` of a 10**999999 Decimal takes
+# seconds): decimal(38, 9) holds at most 29 integer digits, and no real amount text is longer than this.
+MAX_TEXT = 128
+MAX_INT_DIGITS = 38 - SCALE  # 29
 
 
 class AmountError(ValueError):
@@ -45,10 +50,15 @@ def parse_units(text: str | bytes) -> int:
 
 
 def _parse_units(text: str | bytes) -> int:
-    s = text.decode() if isinstance(text, bytes) else text
+    if len(text) > MAX_TEXT:
+        raise AmountError(f"amount text longer than {MAX_TEXT} characters")
+    try:
+        s = text.decode() if isinstance(text, bytes) else text
+    except UnicodeDecodeError:
+        raise AmountError(f"not a decimal amount: {text!r}") from None
     # Fast path for the common shape "123.4500": digits, one dot, at most 9 decimals.
     whole, dot, frac = s.partition(".")
-    if whole.isdigit() and (not dot or (frac.isdigit() and len(frac) <= SCALE)) and whole.isascii():
+    if whole.isdigit() and (not dot or (frac.isdigit() and len(frac) <= SCALE)) and s.isascii():
         units = int(whole + frac.ljust(SCALE, "0")) if dot else int(whole) * ONE
         if units <= MAX_ABS:
             return units
@@ -73,13 +83,21 @@ def _parse_units(text: str | bytes) -> int:
         if extra.strip("0"):
             raise AmountError(f"amount {text!r} has more than {SCALE} decimals")
         frac = frac[:SCALE]
+    if len(whole.lstrip("0")) > MAX_INT_DIGITS:
+        raise AmountError(f"amount {text!r} exceeds decimal(38, 9)")
     units = int(whole or "0") * ONE + (int(frac.ljust(SCALE, "0")) if frac else 0)
     if units > MAX_ABS:
         raise AmountError(f"amount {text!r} exceeds decimal(38, 9)")
     return -units if neg else units
 
 
+# Scientific notation as vendors write it; Decimal() alone also takes "1_0e1", non-ASCII digits, "Inf".
+_SCIENTIFIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+", re.ASCII)
+
+
 def _parse_via_decimal(s: str) -> int:
+    if _SCIENTIFIC.fullmatch(s) is None:
+        raise AmountError(f"not a decimal amount: {s[:MAX_TEXT]!r}")
     try:
         d = Decimal(s)
     except ArithmeticError:
@@ -90,6 +108,13 @@ def _parse_via_decimal(s: str) -> int:
 def decimal_to_units(d: Decimal) -> int:
     if not d.is_finite():
         raise AmountError(f"non-finite amount: {d}")
+    if not d:
+        return 0  # any exponent: 0E+999999 is zero
+    # Checked on the exponent alone, before scaleb/int() (whose cost grows with it).
+    if d.adjusted() >= MAX_INT_DIGITS:
+        raise AmountError(f"amount {d:.3e} exceeds decimal(38, 9)")
+    if d.adjusted() < -SCALE or len(d.as_tuple().digits) > MAX_TEXT:
+        raise AmountError(f"amount {d:.3e} has more than {SCALE} decimals")
     scaled = d.scaleb(SCALE, context=_CTX)
     if scaled != scaled.to_integral_value(context=_CTX):
         raise AmountError(f"amount {d} has more than {SCALE} decimals")
@@ -117,8 +142,13 @@ def int_to_units(n: int, scale: int = 0) -> int:
         if r:
             raise AmountError(f"{n}e-{scale} has more than {SCALE} decimals")
         return q
+    if scale < 0 or abs(n) > MAX_ABS:
+        raise AmountError(f"{n}e-{scale} exceeds decimal(38, 9)")
     factor: int = pow(10, SCALE - scale)
-    return n * factor
+    units = n * factor
+    if abs(units) > MAX_ABS:
+        raise AmountError(f"{n}e-{scale} exceeds decimal(38, 9)")
+    return units
 
 
 def format_units(units: int) -> str:

@@ -19,7 +19,22 @@ from collections.abc import Callable
 from typing import Any
 
 from tickwire.contract.codec import LOCAL_IDS, Codec, Subscription, load_schema
-from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Level, Quote, Trade
+from tickwire.contract.records import (
+    Bar,
+    BookUpdate,
+    Gap,
+    Heartbeat,
+    IndicatorPoint,
+    Instrument,
+    Level,
+    NewsArticle,
+    NewsSentiment,
+    OptionChain,
+    OptionContract,
+    Quote,
+    TickerSentiment,
+    Trade,
+)
 
 _CLASSES: dict[str, type[Any]] = {
     "Trade": Trade,
@@ -31,6 +46,12 @@ _CLASSES: dict[str, type[Any]] = {
     "Heartbeat": Heartbeat,
     "Subscription": Subscription,
     "Level": Level,
+    "OptionChain": OptionChain,
+    "OptionContract": OptionContract,
+    "NewsSentiment": NewsSentiment,
+    "NewsArticle": NewsArticle,
+    "TickerSentiment": TickerSentiment,
+    "IndicatorPoint": IndicatorPoint,
 }
 _EPOCH_ORD = dt.date(1970, 1, 1).toordinal()
 

@@ -7,6 +7,7 @@ the explicit ``state`` object that the caller owns, creates with ``new_state()``
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,21 @@ class ParseOutput:
     control: bool = False
     # Symbols whose book must be resynced (vendor sequence gap); only these, never every symbol.
     resync: list[str] = field(default_factory=list)
+
+
+MAX_SKIPPED_TAGS = 64  # distinct message-type tags counted one by one; the rest share one counter
+
+
+def count_skipped(skipped: Counter[str], tag: object) -> None:
+    """Count a skipped message of an unknown type under ``unknown:<tag>`` in a parser state's counter.
+
+    Tags come from the input: after ``MAX_SKIPPED_TAGS`` distinct keys (and for over-long tags) the count
+    goes to ``unknown:*``, so 20,000 made-up types cost one entry, not 20,000.
+    """
+    key = f"unknown:{tag}"
+    if key not in skipped and (len(skipped) >= MAX_SKIPPED_TAGS or len(key) > 48):
+        key = "unknown:*"
+    skipped[key] += 1
 
 
 class VendorParser(Protocol):

@@ -122,6 +122,85 @@ class Gap(msgspec.Struct, kw_only=True, frozen=True):
     detail: str = ""
 
 
+# ---- analytics snapshots of REST vendors (option chains with greeks, news sentiment, technicals) --------
+# Amounts (prices, sizes, greeks, scores, indicator values) are ints in 1e-9 units; a value the vendor
+# does not give is None (absent), never NaN.
+
+
+class OptionContract(msgspec.Struct, kw_only=True, frozen=True):
+    """One row of an option chain."""
+
+    contract_id: str
+    underlying: str
+    expiry: dt.date
+    strike: int
+    right: OptionRight
+    last: int | None = None
+    mark: int | None = None
+    bid: int | None = None
+    bid_size: int | None = None
+    ask: int | None = None
+    ask_size: int | None = None
+    volume: int | None = None
+    open_interest: int | None = None
+    quote_date: dt.date | None = None
+    implied_volatility: int | None = None
+    delta: int | None = None
+    gamma: int | None = None
+    theta: int | None = None
+    vega: int | None = None
+    rho: int | None = None
+
+
+ChainKind = Literal["realtime", "historical"]
+
+
+class OptionChain(Canonical, kw_only=True, frozen=True):
+    """A whole option chain of one underlying (``symbol``) as answered at ``ts_event``; may be empty."""
+
+    kind: ChainKind
+    greeks_requested: bool = False
+    as_of: dt.date | None = None  # historical: the session the chain is of
+    contracts: tuple[OptionContract, ...] = ()
+
+
+class TickerSentiment(msgspec.Struct, kw_only=True, frozen=True):
+    ticker: str
+    relevance: int
+    score: int
+    label: str
+
+
+class NewsArticle(msgspec.Struct, kw_only=True, frozen=True):
+    url: str
+    title: str
+    time_published: int  # ns since the Unix epoch (UTC)
+    source: str
+    source_domain: str | None = None
+    category: str | None = None
+    authors: tuple[str, ...] = ()
+    summary: str = ""
+    topics: dict[str, int] = {}  # topic -> relevance
+    overall_score: int | None = None
+    overall_label: str | None = None
+    tickers: tuple[TickerSentiment, ...] = ()
+
+
+class NewsSentiment(Canonical, kw_only=True, frozen=True):
+    """One news-sentiment feed answer for ``symbol`` (the requested tickers), newest first as sent."""
+
+    articles: tuple[NewsArticle, ...] = ()
+
+
+class IndicatorPoint(Canonical, kw_only=True, frozen=True):
+    """One point of a technical indicator series; ``ts_event`` is the point's time in UTC."""
+
+    indicator: str  # RSI, MACD, BBANDS, ATR, ...
+    interval: str  # daily, 60min, ...
+    params: dict[str, str] = {}  # the request's parameters (time_period, series_type, ...)
+    values: dict[str, int] = {}  # value name -> amount (RSI, MACD_Signal, Real Upper Band, ...)
+
+
 class Heartbeat(msgspec.Struct, kw_only=True, frozen=True):
     component: str
     instance: str
@@ -130,4 +209,5 @@ class Heartbeat(msgspec.Struct, kw_only=True, frozen=True):
     stats: dict[str, str] = {}
 
 
-Record = Trade | Quote | Bar | BookUpdate | Instrument
+AnalyticsRecord = OptionChain | NewsSentiment | IndicatorPoint
+Record = Trade | Quote | Bar | BookUpdate | Instrument | AnalyticsRecord

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tickwire.contract.records import Bar, BookUpdate, Gap, Heartbeat, Instrument, Quote, Trade
+from tickwire.contract.records import (
+    Bar,
+    BookUpdate,
+    Gap,
+    Heartbeat,
+    IndicatorPoint,
+    Instrument,
+    NewsSentiment,
+    OptionChain,
+    Quote,
+    Trade,
+)
 
 PREFIX: dict[str, str] = {
     "equity": "stock",
@@ -17,6 +28,12 @@ GAPS_TOPIC = "tickwire.gaps"
 HEALTH_TOPIC = "tickwire.health"
 INSTRUMENTS_TOPIC = "instrument_definitions"
 SUBSCRIPTIONS_TOPIC = "control.subscriptions"
+# Analytics snapshots (REST vendors): one topic per record type, whatever the asset class.
+ANALYTICS_TOPICS: dict[type[Any], str] = {
+    OptionChain: "option_chains_snapshot",
+    NewsSentiment: "news_sentiment",
+    IndicatorPoint: "technical_indicators",
+}
 
 _SUFFIX: dict[type[Any], str] = {
     Trade: "_trades_realtime",
@@ -39,6 +56,9 @@ def topic_for(record: Any) -> str:
             raise RoutingError(f"unknown asset_class {record.asset_class!r}") from None
     if isinstance(record, Instrument):
         return INSTRUMENTS_TOPIC
+    analytics = ANALYTICS_TOPICS.get(type(record))
+    if analytics is not None:
+        return analytics
     if isinstance(record, Gap):
         return GAPS_TOPIC
     if isinstance(record, Heartbeat):

@@ -25,8 +25,25 @@ SYMBOL_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+MAX_SYMBOL_LEN = 64
+
+
 class SymbolError(ValueError):
     pass
+
+
+def check_symbol(symbol: str, asset_class: str) -> str:
+    """``symbol`` when it matches its asset class's canonical grammar, else ``SymbolError``.
+
+    Canonical symbols become Redis keys, pub/sub channels and NATS subjects downstream: anything outside
+    the grammar (``AAPL:ticker``, ``A*``, ``X>Y``, ``A B``, control characters, non-ASCII) is rejected here.
+    """
+    pattern = SYMBOL_PATTERNS.get(asset_class)
+    if pattern is None:
+        raise SymbolError(f"unknown asset class {asset_class!r}")
+    if len(symbol) > MAX_SYMBOL_LEN or not symbol.isascii() or pattern.match(symbol) is None:
+        raise SymbolError(f"not a canonical {asset_class} symbol: {symbol[:MAX_SYMBOL_LEN]!r}")
+    return symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,9 @@ def parse_option(ticker: str) -> OptionSymbol:
 
 
 def crypto_pair(base: str, quote: str) -> str:
+    # ASCII only before upper(): "ß".upper() is "SS", so a non-ASCII asset would turn into another one.
+    if not (base.isascii() and quote.isascii() and base.isalnum() and quote.isalnum()):
+        raise SymbolError(f"not a crypto asset pair: {base!r}/{quote!r}")
     return f"{base.upper()}/{quote.upper()}"
 
 
@@ -78,11 +98,19 @@ _NS_PER_DAY = 86_400 * 10**9
 _EPOCH_ORD = dt.date(1970, 1, 1).toordinal()
 
 
+# The whole grammar, ASCII digits only: int() alone also takes "-1", " 1", "+1", "1_0", non-ASCII digits.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
 @lru_cache(maxsize=4096)
 def _day_ns(date_text: str) -> int:
-    y, m, d = int(date_text[0:4]), int(date_text[5:7]), int(date_text[8:10])
-    if date_text[4] != "-" or date_text[7] != "-":
+    if _DATE.fullmatch(date_text) is None:
         raise ValueError("bad date")
+    y, m, d = int(date_text[0:4]), int(date_text[5:7]), int(date_text[8:10])
     return (dt.date(y, m, d).toordinal() - _EPOCH_ORD) * _NS_PER_DAY
 
 
@@ -116,43 +144,35 @@ def rfc3339_to_ns(text: str) -> int:
 
 
 def _rfc3339_to_ns(text: str) -> int:
+    m = _RFC3339.fullmatch(text)
     try:
-        if len(text) < 20 or text[10] not in "Tt " or text[13] != ":" or text[16] != ":":
+        if m is None:
             raise ValueError
         day = _day_ns(text[:10])
-        hh, mi, ss = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        hh, mi, ss = int(m[4]), int(m[5]), int(m[6])
         if hh > 23 or mi > 59 or ss > 59:
             raise ValueError
-        i = 19
-        frac_ns = 0
-        if text[i] == ".":
-            j = i + 1
-            n = len(text)
-            while j < n and text[j].isdigit():
-                j += 1
-            digits = text[i + 1 : j]
-            if not digits or len(digits) > 9:
+        digits = m[7]
+        frac_ns = int(digits) * 10 ** (9 - len(digits)) if digits else 0
+        offset = 0
+        if m[9] is not None:
+            oh, om = int(m[10]), int(m[11])
+            if oh > 23 or om > 59:
                 raise ValueError
-            frac_ns = int(digits) * 10 ** (9 - len(digits))
-            i = j
-        tz = text[i:]
-        if tz in ("Z", "z"):
-            offset = 0
-        elif len(tz) == 6 and tz[0] in "+-" and tz[3] == ":" and tz[1:3].isdigit() and tz[4:].isdigit():
-            offset = (int(tz[1:3]) * 60 + int(tz[4:6])) * 60 * 10**9
-            if tz[0] == "+":
+            offset = (oh * 60 + om) * 60 * 10**9
+            if m[9] == "+":
                 offset = -offset
-        else:
-            raise ValueError
-    except (ValueError, IndexError):
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from None
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 timestamp: {text[:64]!r}") from None
     return day + ((hh * 60 + mi) * 60 + ss) * 10**9 + frac_ns + offset
 
 
 def seconds_text_to_ns(text: str) -> int:
     """Decimal epoch seconds as text (``1611010553.6917899``) -> int ns, exact (no float)."""
     whole, _, frac = text.strip().partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()):
+    if not (whole.isdigit() and whole.isascii() and len(whole) <= 12) or (
+        frac and not (frac.isdigit() and frac.isascii())
+    ):
         raise ValueError(f"not epoch seconds: {text!r}")
     frac = frac[:9].ljust(9, "0")
     return int(whole) * 10**9 + int(frac)

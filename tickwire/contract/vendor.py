@@ -63,6 +63,15 @@ class VendorSpec:
     content_type: str = "json"
     # control.subscriptions vendor keys this vendor's producers follow (e.g. a crypto feed of its own).
     control_vendors: tuple[str, ...] = field(default=())
+    # Its 5 s vendor bars are rolled up into 1-minute bars by the normalizer (``normalize/rollup.py``).
+    bar_rollup: bool = False
+    # Its BookUpdates are per-venue books (venue = exchange): the normalizer aggregates them into NBBO
+    # quotes (``normalize/nbbo.py``), the Redis bridge keys them per venue and its ticker follows the NBBO.
+    venue_books: bool = False
+    # Legacy Redis status keys the Redis bridge derives from this vendor's producer Heartbeats on
+    # ``tickwire.health`` (``bridges/redis_status.py``): (key, shape), shape ``connected`` ("1"/"0"),
+    # ``metrics`` (JSON of the heartbeat's stats) or ``heartbeat`` (JSON: time, status, instance).
+    status_keys: tuple[tuple[str, str], ...] = ()
 
     @property
     def raw_topic(self) -> str:

@@ -100,11 +100,20 @@ def main(argv: list[str]) -> int:
         help="KRaft nodes in the Kafka cluster (default $TICKWIRE_KAFKA_BROKERS or 1); 3 = replication 3, "
         "min.insync.replicas 2; use the same value for up, status, env and down",
     )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="the secured servers instead: Kafka SASL_SSL + ACLs (default port 28092), Redis, NATS",
+    )
     args = parser.parse_args(argv)
     logs.setup()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry request otherwise
     try:
         cfg = load_config() if args.brokers is None else load_config(kafka_brokers=args.brokers)
+        if args.secure:
+            from tickwire.infra.secure import secure_main
+
+            return secure_main(cfg, args.action)
         if args.action == "up":
             t0 = time.monotonic()
             done = up(cfg, args.only)

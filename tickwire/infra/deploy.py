@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from tickwire import logs
+from tickwire.contract.kafka_security import client_conf
 from tickwire.infra.config import REPO_ROOT, load_config
 from tickwire.infra.docker_engine import Engine
 from tickwire.infra.images import IMAGE_TAGS
@@ -152,8 +153,8 @@ def _lag(bootstrap: str, group: str, tps: list[Any]) -> int:
     from confluent_kafka import Consumer
 
     c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+        client_conf(bootstrap)
+        | {
             "group.id": group,
             "enable.auto.commit": False,
             "isolation.level": "read_uncommitted",
@@ -182,7 +183,7 @@ def group_report(bootstrap: str, timeout: float = 10.0) -> list[str]:
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_conf(bootstrap))
     groups = sorted(g.group_id for g in admin.list_consumer_groups(request_timeout=timeout).result().valid)
     if not groups:
         return ["no consumer groups yet"]

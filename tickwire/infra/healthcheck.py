@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def check_url(url: str, timeout: float = 5.0) -> tuple[bool, str]:
 def check_kafka(bootstrap: str, timeout: float = 5.0) -> tuple[bool, str]:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": 4000})
+    admin = AdminClient(client_conf(bootstrap) | {"log_level": 0, "socket.timeout.ms": 4000})
     try:
         brokers = admin.list_topics(timeout=timeout).brokers
     except Exception as e:  # unreachable, auth: unhealthy with the reason

@@ -293,6 +293,7 @@ class Kafka(Server):
             "-c",
             str(self.props_file),
             "--ignore-formatted",
+            *self.format_args(),
         ]
         res = subprocess.run(argv, cwd=node, capture_output=True, text=True, check=False)
         if res.returncode != 0:
@@ -301,6 +302,10 @@ class Kafka(Server):
             )
         topology.write_text(self.cfg.kafka_voters + "\n")
         log.debug("formatted %s", kv(server=self.name, data=self.data_dir))
+
+    def format_args(self) -> list[str]:
+        """Extra storage-format arguments (the secured broker's SCRAM users)."""
+        return []
 
     def argv(self) -> list[str]:
         return [

@@ -2,7 +2,8 @@
 
 Settings come from the vendor's env prefix (``ALPACA_``, ``BINANCE_``, ``COINBASE_``) plus
 ``KAFKA_BOOTSTRAP_SERVERS``; command-line options override them. Exit codes: 0 stopped by signal,
-2 fatal configuration or authentication error.
+2 fatal configuration or authentication error, 4 (``producer.EXIT_FATAL``) a fatal producer error
+(restart the process; the new session reports the possible loss as a Gap, see ``ingest.sessions``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from tickwire.contract.adapter import ConfigError, Subs, VendorAdapter
 from tickwire.contract.control import CONTROL_TOPIC, ControlFollower, ControlReader, control_key, stored_subs
 from tickwire.contract.settings import IngestSettings
 from tickwire.ingest import health
-from tickwire.ingest.producer import RawProducer
+from tickwire.ingest.producer import EXIT_FATAL, RawProducer
 from tickwire.ingest.runner import Runner
+from tickwire.ingest.sessions import SESSIONS_TOPIC, SessionMarker
 from tickwire.logs import kv
 from tickwire.settings import UnknownSettingError
 
@@ -85,14 +87,7 @@ def run(
     from tickwire.contract.codec import Codec
 
     codec = Codec(settings.schema_registry_url)
-    producer = RawProducer(
-        settings.kafka_bootstrap_servers,
-        client_id=f"tickwire-ingest-{adapter.source}-{adapter.stream}",
-        linger_ms=settings.linger_ms,
-        compression=settings.compression,
-        queue_max_kbytes=settings.queue_max_kbytes,
-        max_full_retries=settings.max_full_retries,
-    )
+    producer = RawProducer.for_settings(settings, f"tickwire-ingest-{adapter.source}-{adapter.stream}")
     reader: ControlReader | None = None
     if settings.subscriptions_live:
         reader = ControlReader(settings.kafka_bootstrap_servers, settings.topic(CONTROL_TOPIC), codec)
@@ -111,6 +106,7 @@ def run(
             "stream": adapter.stream,
             "connections": str(runner.connections),
             "reconnects": str(runner.reconnects),
+            "connected": "1" if runner.ready.is_set() else "0",  # vendor link up and subscribed
             "queue_depth": str(producer.queue_depth()),
             "received": str(int(health.counter_total(health.MESSAGES_RECEIVED, source=adapter.source))),
             "broker_up": str(producer.broker_up),
@@ -125,7 +121,10 @@ def run(
         status=lambda: "ok" if producer.broker_up and producer.fatal_error is None else "degraded",
         encode=codec.encode,
     )
+    ready_checks(runner, producer)
     health.serve_metrics(settings.metrics_port)
+    marker = session_marker(settings, adapter, runner, producer, codec)
+    clean = False
     if install_signals:
         producer.install_signal_flush(on_signal=runner.stop)
     if follower is not None:
@@ -135,12 +134,50 @@ def run(
         on_runner(runner)
     try:
         rc = runner.run()
+        clean = rc == 0
+    except SystemExit as exc:  # the signal handler's exit after its flush
+        clean = exc.code in (0, None)
+        raise
     finally:
         hb.stop()
         if follower is not None:
             follower.stop()
-        producer.flush(30)
+        # A clean stop (nothing left queued) is marked as such; otherwise the next session emits a Gap.
+        if producer.flush(30) == 0 and clean and producer.fatal_error is None:
+            marker.stop(runner.seq(adapter.stream))
     return rc
+
+
+def ready_checks(runner: Runner, producer: RawProducer) -> None:
+    """/healthz and /readyz of a producer process (``tickwire.runtime.httpd``)."""
+    from tickwire.runtime.httpd import HEALTH
+
+    def fatal() -> str | None:
+        err = producer.fatal_error
+        return None if err is None else f"fatal producer error {err.name()}: the process is ending"
+
+    HEALTH.liveness("producer", fatal)
+    HEALTH.readiness("vendor", lambda: None if runner.ready.is_set() else "vendor not subscribed")
+    HEALTH.readiness(
+        "broker", lambda: None if producer.broker_up else "broker unreachable: buffering locally"
+    )
+
+
+def session_marker(
+    settings: IngestSettings, adapter: VendorAdapter, runner: Runner, producer: RawProducer, codec: Any
+) -> SessionMarker:
+    """Start this session's clean-stop protocol: a Gap on tickwire.gaps if the previous one crashed."""
+
+    def gap(last_seq: int | None, ts_start: int, detail: str) -> None:
+        runner.out.gap(adapter.stream, last_seq, None, ts_start, time.time_ns(), detail, reason="dropped")
+
+    marker = SessionMarker(
+        producer, settings.kafka_bootstrap_servers, topic=settings.topic(SESSIONS_TOPIC),
+        raw_topic=runner.raw_topic, source=adapter.source, stream=adapter.stream, session=runner.session,
+        encode=codec.encode, decode=codec.decode,
+    )  # fmt: skip
+    marker.start(gap)
+    return marker
 
 
 def _seed_defaults(
@@ -168,6 +205,11 @@ def _seed_defaults(
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logs.setup()
+    module = vendors.load(vendors.spec(args.vendor).ingest or "")
+    if hasattr(module, "build_rest"):  # a polled REST vendor: the REST poller instead of the runner
+        from tickwire.ingest import rest_run
+
+        return rest_run.main(module, args, _overrides(args))
     try:
         settings, adapter, subs = build(args)
     except (ConfigError, UnknownSettingError, ValidationError) as exc:
@@ -177,7 +219,9 @@ def main(argv: list[str]) -> int:
     # Optional vendor hook ``on_runner(runner)``: start vendor-side helpers beside the runner.
     hook = getattr(vendors.load(vendors.spec(args.vendor).ingest or ""), "on_runner", None)
     rc = run(settings, adapter, subs, on_runner=hook)
-    if rc != 0:
+    if rc == EXIT_FATAL:
+        print(f"tickwire ingest {args.vendor}: stopped on a fatal producer error (see log)", file=sys.stderr)
+    elif rc != 0:
         print(f"tickwire ingest {args.vendor}: stopped on a fatal vendor error (see log)", file=sys.stderr)
     return rc
 

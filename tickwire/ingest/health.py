@@ -16,11 +16,12 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tickwire.logs import kv
+from tickwire.runtime.httpd import serve
 
 if TYPE_CHECKING:
     from tickwire.ingest.producer import RawProducer
@@ -82,6 +83,11 @@ class _ScrapeCollector(Collector):
         depth = GaugeMetricFamily(
             _P + "queue_depth", "Records waiting in the local producer queue", labels=["client_id"]
         )
+        degraded = GaugeMetricFamily(
+            _P + "producer_degraded",
+            "1 while the producer cannot deliver: broker unreachable (buffering locally) or a fatal error",
+            labels=["client_id"],
+        )
         with self._lock:
             last = list(self._last.items())
             producers = list(self._producers)
@@ -91,8 +97,10 @@ class _ScrapeCollector(Collector):
                 age.add_metric([source, stream], (now - ts) / 1e9)
         for p in producers:
             depth.add_metric([p.client_id], float(p.queue_depth()))
+            degraded.add_metric([p.client_id], 0.0 if p.broker_up and p.fatal_error is None else 1.0)
         yield age
         yield depth
+        yield degraded
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []
@@ -106,7 +114,8 @@ _server_port: int | None = None
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> int | None:
-    """Start the /metrics HTTP server once per process (0 = off). Returns the bound port or None."""
+    """Start the /metrics, /healthz, /readyz HTTP server once per process (0 = off; see
+    ``tickwire.runtime.httpd``). Returns the bound port or None."""
     global _server_port
     if port < 0:
         return None
@@ -115,10 +124,8 @@ def serve_metrics(port: int, addr: str = "127.0.0.1") -> int | None:
             return _server_port
         if port == 0:
             return None
-        start_http_server(port, addr=addr)
-        _server_port = port
-        log.info("metrics serving %s", kv(addr=addr, port=port))
-        return port
+        _server_port = serve(port, addr)
+        return _server_port
 
 
 def counter_total(counter: Counter, **labels: str) -> float:

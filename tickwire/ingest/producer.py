@@ -21,12 +21,24 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from tickwire.contract.envelope import H_STREAM
+from tickwire.contract.kafka_security import client_conf, explain
+from tickwire.contract.settings import IngestSettings
 from tickwire.ingest import health
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
 
 _BROKER_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+
+# Exit code of a producer process ended by a fatal producer error (documented in the README): the
+# supervisor restarts it; the new session's start finds no clean-stop marker and emits a Gap.
+EXIT_FATAL = 4
+
+
+class FatalProducerError(RuntimeError):
+    """librdkafka reported a fatal error (idempotent producer fenced, out-of-order sequence, ...): the
+    delivery guarantee is gone and every further produce fails. Never retried: the process ends with
+    ``EXIT_FATAL`` (a reconnect loop would only burn sequence numbers)."""
 
 
 class RawProducer:
@@ -60,8 +72,7 @@ class RawProducer:
         self._last_full_log = 0
         self.broker_up = True
         self.fatal_error: KafkaError | None = None
-        conf: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
+        conf: dict[str, Any] = client_conf(bootstrap) | {
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
@@ -90,20 +101,24 @@ class RawProducer:
                 log.info("broker reachable again %s", kv(client_id=self.client_id))
             return
         health.DELIVERY_ERRORS.labels(topic, err.name()).inc()
-        self._log_limited("delivery failed %s", kv(topic=topic, error=err.str()))
+        self._log_limited("delivery failed %s", kv(topic=topic, error=explain(err.str())))
 
     def _on_error(self, err: KafkaError) -> None:
         health.BROKER_ERRORS.labels(err.name()).inc()
         if err.fatal():
             # An idempotent producer's fatal error means the guarantee is gone; the process must restart.
             self.fatal_error = err
-            log.critical("fatal producer error %s", kv(client_id=self.client_id, error=err.str()))
+            log.critical("fatal producer error %s", kv(client_id=self.client_id, error=explain(err.str())))
             return
         if err.code() in _BROKER_DOWN_CODES:
             self.broker_up = False
         self._log_limited(
             "kafka client error (buffering locally) %s",
-            kv(client_id=self.client_id, error=err.str(), queued=len(self._p) if hasattr(self, "_p") else 0),
+            kv(
+                client_id=self.client_id,
+                error=explain(err.str()),
+                queued=len(self._p) if hasattr(self, "_p") else 0,
+            ),
         )
 
     def _log_limited(self, fmt: str, ctx: str) -> None:
@@ -115,7 +130,27 @@ class RawProducer:
         else:
             self._err_suppressed += 1
 
+    @classmethod
+    def for_settings(cls, settings: IngestSettings, client_id: str) -> RawProducer:
+        """The producer of one ingest process from its ``IngestSettings`` (the one place they map)."""
+        return cls(
+            settings.kafka_bootstrap_servers,
+            client_id=client_id,
+            linger_ms=settings.linger_ms,
+            compression=settings.compression,
+            queue_max_kbytes=settings.queue_max_kbytes,
+            max_full_retries=settings.max_full_retries,
+            # A frame up to max_frame_bytes plus its envelope headers must fit one produce request.
+            extra={"message.max.bytes": max(1_000_000, settings.max_frame_bytes + 65_536)},
+        )
+
     # -- API --
+
+    def check_fatal(self) -> None:
+        """Raise ``FatalProducerError`` once librdkafka reported a fatal error."""
+        err = self.fatal_error
+        if err is not None:
+            raise FatalProducerError(f"fatal producer error: {err.name()}: {explain(err.str())}")
 
     def produce(
         self,
@@ -129,6 +164,7 @@ class RawProducer:
     ) -> bool:
         """Enqueue one record (to ``partition``, else the key's). Returns False only when the full-queue
         bound was exceeded (counted drop)."""
+        self.check_fatal()
         if stream is None:
             stream = next((v.decode() for k, v in headers if k == H_STREAM), topic)
         tries = 0

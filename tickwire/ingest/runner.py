@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +31,12 @@ from tickwire.contract.adapter import (
     VendorAdapter,
     VendorWarning,
     diff_subs,
+    fmt_subs,
 )
 from tickwire.contract.records import Gap
 from tickwire.contract.settings import IngestSettings
 from tickwire.ingest import health
-from tickwire.ingest.producer import RawProducer
+from tickwire.ingest.producer import EXIT_FATAL, FatalProducerError, RawProducer
 from tickwire.ingest.publisher import RawPublisher
 from tickwire.ingest.ws_link import WsLink
 from tickwire.logs import kv
@@ -118,7 +119,7 @@ class Runner:
         if added or removed:
             log.info(
                 "subscriptions changed live %s",
-                kv(stream=self.adapter.stream, added=_fmt(added), removed=_fmt(removed)),
+                kv(stream=self.adapter.stream, added=fmt_subs(added), removed=fmt_subs(removed)),
             )
         self._active = {t: s for t, s in desired.items() if s}
         self._gauge_subs()
@@ -223,7 +224,7 @@ class Runner:
                 link.abort()
 
     def run(self) -> int:
-        """Run until ``stop()`` (returns 0) or a fatal vendor error (returns 2)."""
+        """Run until ``stop()`` (0), a fatal vendor error (2) or a fatal producer error (``EXIT_FATAL``)."""
         while not self._stop.is_set():
             hint: float | None = None
             reason = "error"
@@ -235,6 +236,9 @@ class Runner:
                 log.error("authentication rejected, stopping %s", kv(stream=self.adapter.stream, error=exc))
                 self._finish()
                 return 2
+            except FatalProducerError as exc:
+                log.critical("fatal producer error, stopping %s", kv(stream=self.adapter.stream, error=exc))
+                return EXIT_FATAL  # the link is closed by the finally below
             except RetryableVendorError as exc:
                 hint, reason = exc.backoff_hint, "vendor"
                 log.warning(
@@ -298,7 +302,9 @@ class Runner:
         self.last_frame_ns = items[-1].ts_recv if items else time.time_ns()
         self._last_any = time.monotonic()
         for r in items:
-            seq = self.publish(r.payload, r.ts_recv, extra_headers=list(r.headers))
+            seq = self.publish(
+                r.payload, r.ts_recv, key=r.key, extra_headers=list(r.headers), broadcast=r.broadcast
+            )
             if self._gap is not None:
                 self._emit_gap(seq, r.ts_recv)
         return [r.payload for r in items]
@@ -364,6 +370,7 @@ class Runner:
         now = time.monotonic()
         last_ping = last_stats = self._last_any = self._last_data_mono = now
         while not self._stop.is_set():
+            self.producer.check_fatal()  # also while no frame arrives (the heartbeat polls the producer)
             if self._desired_changed.is_set():
                 self._apply_desired(link)
             received = self._recv(link, 0.25)
@@ -391,7 +398,3 @@ def _http_get(url: str, timeout: float) -> bytes:
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         body: bytes = resp.read()
         return body
-
-
-def _fmt(subs: Mapping[str, frozenset[str]]) -> str:
-    return ";".join(f"{t}={','.join(sorted(s))}" for t, s in sorted(subs.items()))

@@ -19,12 +19,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from typing import Any
 
+from tickwire.contract.errors import classify
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 from tickwire.normalize.config import NormalizerSettings
 from tickwire.normalize.metrics import Metrics
 from tickwire.normalize.pipeline import Pipeline, RawMessage, build_pipeline
+from tickwire.normalize.sizes import state_sizes
 from tickwire.runtime import TP, Context, Message, PartitionState, Processor, StreamConfig, StreamWorker
 from tickwire.runtime import changelog_topic as _runtime_changelog
 
@@ -38,7 +42,7 @@ def output_topics(prefix: str, vendors: list[str]) -> list[str]:
     from tickwire.contract import routing
 
     names = [p + s for p in routing.PREFIX.values() for s in SUFFIXES]
-    names += [routing.GAPS_TOPIC, routing.INSTRUMENTS_TOPIC]
+    names += [routing.GAPS_TOPIC, routing.INSTRUMENTS_TOPIC, *routing.ANALYTICS_TOPICS.values()]
     names += [f"{v}.raw.dlq" for v in vendors]
     return [prefix + n for n in names]
 
@@ -61,7 +65,7 @@ def prepare_topics(s: NormalizerSettings, vendors: list[str]) -> None:
 
         names = [*raw_topics(s, vendors), *output_topics(s.topic_prefix, vendors)]
         ensure_topics(s.bootstrap_servers, dict.fromkeys(names, s.default_partitions))
-    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, **s.kafka_client_config})
+    admin = AdminClient(client_conf(s.bootstrap_servers) | {**s.kafka_client_config})
     existing = admin.list_topics(timeout=15).topics
     for t in raw_topics(s, vendors):
         if t not in existing:
@@ -96,20 +100,42 @@ class NormalizeProcessor(Processor):
         self.pipeline = pipeline
         self.metrics = metrics
         self._states: dict[TP, PartitionState] = {}  # the runtime's store of each assigned partition
+        self._outage: tuple[float, str] | None = None  # last infrastructure error (monotonic time, what)
+        if metrics is not None:  # bounded state, visible: entries per kind at scrape time
+            metrics.watch_state(lambda: state_sizes(pipeline, list(self._states.values())))
 
     def process(self, msg: Message, ctx: Context) -> None:
         topic = msg.topic()
         raw = RawMessage(topic, msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers() or [])
         try:
             res = self.pipeline.process(raw, ctx.state)
-        except Exception as exc:  # our bug or corrupt state: the record goes to the DLQ, never a crash
-            log.exception("normalizer internal error %s", kv(topic=topic, offset=raw.offset))
+        except BaseException as exc:
+            if classify(exc) in ("exit", "infra"):
+                # An outage: raise, the runtime rolls the cycle back and retries this record after a
+                # backoff delay (nothing else is consumed meanwhile); a process exit: never swallowed.
+                if self.metrics is not None:
+                    self.metrics.infra_retry(topic, exc)
+                self._outage = (time.monotonic(), f"{type(exc.__cause__ or exc).__name__}: {exc}")
+                raise
+            # Our bug or corrupt state: the record goes to the DLQ as an internal error, never a crash.
+            log.exception(
+                "normalizer internal error %s", kv(topic=topic, partition=raw.partition, offset=raw.offset)
+            )
             res = self.pipeline.internal_error(raw, exc)
+        if self._outage is not None:  # a record went through: the outage is over
+            self._outage = None
         emit = ctx.emit
         for o in res.outputs:
             emit(o.topic, o.key, o.value, o.headers)
         if self.metrics is not None:
             self.metrics.account(topic, res)
+
+    def outage(self) -> str | None:
+        """Readiness: the reason while records are being retried after an outage (the last 10 s)."""
+        o = self._outage
+        if o is None or time.monotonic() - o[0] > 10.0:
+            return None
+        return f"retrying after an infrastructure error: {o[1]}"
 
     def before_commit(self, tps: list[TP]) -> None:
         # Parser state goes into the store once per commit, not per record (it is a snapshot).
@@ -174,12 +200,15 @@ def main(argv: list[str]) -> int:
     for v in vendors:
         registry.get_parser(v)  # fail fast on an unknown vendor or a broken parser module
     prepare_topics(s, vendors)
-    worker = StreamWorker(stream_config(s, vendors), NormalizeProcessor(build_pipeline(s), Metrics()))
+    processor = NormalizeProcessor(build_pipeline(s), Metrics())
+    worker = StreamWorker(stream_config(s, vendors), processor)
     install_signal_handlers(worker)
     if s.metrics_port:
-        from prometheus_client import start_http_server
+        from tickwire.runtime.httpd import HEALTH, serve
 
-        start_http_server(s.metrics_port, addr="127.0.0.1")
+        HEALTH.liveness("worker", lambda: None if worker.fatal is None else f"fatal: {worker.fatal}")
+        HEALTH.readiness("outage", processor.outage)
+        serve(s.metrics_port, "127.0.0.1")
     log.info(
         "normalizer starting %s",
         kv(group=s.effective_app_id, vendors=",".join(vendors), guarantee=s.processing_guarantee),

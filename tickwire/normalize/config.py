@@ -56,6 +56,10 @@ class NormalizerSettings(ProcessSettings):
     # Empty = the vendors whose registry row says ``bar_source`` (tickwire/vendors/<name>/__init__.py).
     bar_sources: str = ""
     bar_lateness_ms: int = 2000
+    # Accepted event time around the receive time (a replay's: its own clock): at most this far ahead,
+    # this far behind (bars: plus their timeframe). Outside: the raw record goes to the DLQ.
+    event_ahead_ms: int = Field(default=300_000, ge=0)
+    event_behind_ms: int = Field(default=86_400_000, ge=0)
     # Sources whose producers key raw records by stream, so one partition holds every seq of a stream and
     # a forward seq jump is a real gap. Symbol-keyed sources (alpaca, binance, coinbase) scatter seqs.
     # Empty = the vendors whose registry row says ``seq_gap``.

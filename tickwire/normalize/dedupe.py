@@ -11,6 +11,11 @@ jump (hwm + 1 < seq) is reported as a Gap(source_seq_jump) only for sources whos
 (configured; see NormalizerSettings.seq_gap_sources), where a partition holds the stream's every seq.
 The first record of a stream/session seen on a partition starts its continuity (no gap is claimed for
 records the normalizer never saw, e.g. before retention or before a replay's start point).
+
+Bounded: every producer restart opens a new session, and its cursor would stay forever. Per (partition,
+source, stream) the sessions are listed in the order first seen (``retire_sessions``, called on a
+session's first record); beyond ``MAX_SESSIONS`` the oldest ones have ended (a producer runs one session
+at a time) and their cursors are deleted. A straggler of a retired session would start afresh.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import msgspec
 
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.records import Gap
+from tickwire.normalize.state import PartitionStore
+
+MAX_SESSIONS = 8  # cursors kept per (partition, source, stream): the live session and a few before it
 
 
 class Cursor(msgspec.Struct, array_like=True):
@@ -52,3 +60,32 @@ def check(cursor: Cursor | None, env: Envelope, *, partition: int, detect_gaps: 
             detail=f"session={env.session} partition={partition} missing={env.seq - cursor.hwm - 1}",
         )
     return Verdict(False, Cursor(env.seq, env.ts_recv), gap)
+
+
+def cursor_key(source: str, stream: str, session: int) -> bytes:
+    return f"d|{source}|{stream}|{session}".encode()
+
+
+def _index_key(source: str, stream: str) -> bytes:
+    return f"d|{source}|{stream}|sessions".encode()
+
+
+def retire_sessions(st: PartitionStore, env: Envelope) -> list[int]:
+    """Note ``env.session`` as seen; delete the cursors of the sessions beyond ``MAX_SESSIONS`` (oldest
+    first seen). Returns the retired sessions. No-op for a session already listed."""
+    k = _index_key(env.source, env.stream)
+    raw = st.get(k)
+    sessions = [] if raw is None else msgspec.json.decode(raw, type=list[int])
+    if env.session in sessions:
+        return []
+    sessions.append(env.session)
+    retired = sessions[:-MAX_SESSIONS]
+    for old in retired:
+        st.delete(cursor_key(env.source, env.stream, old))
+    st.put(k, msgspec.json.encode(sessions[-MAX_SESSIONS:]))
+    return retired
+
+
+def cursor_count(st: PartitionStore) -> int:
+    """Session cursors held in a partition's store (for the state-size metric)."""
+    return sum(1 for k, _ in st.items(b"d|") if not k.endswith(b"|sessions"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
 class Metrics:
     def __init__(self) -> None:
-        from prometheus_client import Counter
+        from prometheus_client import Counter, Gauge
 
         p = "tickwire_normalizer_"
         self.raw_in = Counter(p + "raw_records_total", "raw records consumed", ["topic"])
@@ -23,6 +24,15 @@ class Metrics:
             p + "offset_rewinds_total", "partition state resets on offset rewind", ["topic"]
         )
         self.resync = Counter(p + "resync_requests_total", "symbols whose book needs a resync", ["topic"])
+        self.internal = Counter(
+            p + "internal_errors_total", "raw records DLQ'd as internal errors (our bug)", ["topic"]
+        )
+        self.infra = Counter(
+            p + "infra_retries_total", "records retried after an infrastructure outage", ["topic", "error"]
+        )
+        self.state = Gauge(
+            p + "state_entries", "entries held in normalizer state (bounded), by kind", ["kind"]
+        )
         # ``.labels()`` costs microseconds (lock, tuple, dict): bound children are kept here.
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -33,6 +43,20 @@ class Metrics:
             c = self._children[k] = counter.labels(*labels)
         return c
 
+    def infra_retry(self, name: str, exc: BaseException) -> None:
+        """One record handed back to the runtime for a retry after an outage."""
+        cause = exc.__cause__ or exc
+        self.child(self.infra, name, type(cause).__name__).inc()
+
+    def watch_state(self, sizes: Callable[[], dict[str, int]]) -> None:
+        """Serve ``sizes()`` (kind -> entries: ``tickwire.normalize.sizes.state_sizes``) at scrape time."""
+
+        def size_of(kind: str) -> Callable[[], float]:
+            return lambda: float(sizes().get(kind, 0))
+
+        for kind in ("parser", "bars", "symbols", "dedupe"):
+            self.state.labels(kind).set_function(size_of(kind))
+
     def account(self, name: str, res: Any) -> None:
         """Count one raw record's result (``res`` is a pipeline ``Result``)."""
         child = self.child
@@ -41,6 +65,8 @@ class Metrics:
             child(self.out, o.topic).inc()
         if res.status == "dlq":
             child(self.dlq, name, res.error_class or "").inc()
+            if res.error_kind == "internal":
+                child(self.internal, name).inc()
         elif res.status == "control":
             child(self.control, name).inc()
         elif res.status == "duplicate":

@@ -32,8 +32,10 @@ from typing import IO, Any, cast
 from tickwire import recording, vendors
 from tickwire.contract.codec import Codec, to_json_dict
 from tickwire.contract.envelope import CONTENT_TYPES, H_ERROR_MESSAGE, Envelope
+from tickwire.contract.errors import classify
 from tickwire.normalize.config import NormalizerSettings
 from tickwire.normalize.pipeline import Pipeline, RawMessage, build_pipeline
+from tickwire.normalize.validate import UNBOUNDED_BEHIND_NS, TimeWindow
 from tickwire.vendors import UnknownVendorError, get_parser
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -63,8 +65,15 @@ def dbn_items(data: bytes, batch: int) -> Iterator[Item]:
     comp = cast(dbn.Compression, dbn.Compression.ZSTD if data[:4] == ZSTD_MAGIC else dbn.Compression.NONE)
     as_is = cast(dbn.VersionUpgradePolicy, dbn.VersionUpgradePolicy.AS_IS)
     dec = dbn.DBNDecoder(compression=comp, upgrade_policy=as_is)
-    dec.write(data)
-    recs = dec.decode()
+    try:
+        dec.write(data)
+        recs = dec.decode()
+    except BaseException as exc:  # a native decoder panics (BaseException) on a corrupt record
+        if classify(exc) == "exit":
+            raise
+        # Not splittable: the whole file is one raw record, and the pipeline reports why it is bad.
+        yield 1, data, "dbn.file", None
+        return
     if not recs or not isinstance(recs[0], dbn.Metadata):
         raise ValueError("not a DBN stream (no metadata)")
     meta = recs[0].encode()
@@ -113,8 +122,13 @@ def _emit(topic: str, key: bytes | None, rec: Any, out: IO[str]) -> None:
 
 
 def offline_pipeline(codec: Codec) -> Pipeline:
-    """The normalizer's per-message core with the live normalizer's settings, over an in-memory store."""
-    return build_pipeline(NormalizerSettings.load(), codec)
+    """The normalizer's per-message core with the live normalizer's settings, over an in-memory store.
+
+    One difference: a file's records may be of any age. Inputs without a recorded receive time get the
+    current time as their clock, so event times are checked against it in the ahead direction only."""
+    pipe = build_pipeline(NormalizerSettings.load(), codec)
+    pipe.checks.window = TimeWindow(pipe.checks.window.ahead_ns, UNBOUNDED_BEHIND_NS)
+    return pipe
 
 
 def raw_records(args: argparse.Namespace, fh: IO[bytes]) -> Iterator[tuple[int, bytes, Envelope]]:

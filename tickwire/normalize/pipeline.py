@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from tickwire.contract.dlq import dlq_headers, dlq_topic
+from tickwire.contract import errors
+from tickwire.contract.dlq import dlq_headers, dlq_topic, replay_origin
 from tickwire.contract.envelope import Envelope, EnvelopeError, Headers
 from tickwire.contract.parser import VendorParser
 from tickwire.contract.records import Bar, BookUpdate, Gap, Quote, Record, Trade
 from tickwire.logs import kv
 from tickwire.normalize import dedupe
 from tickwire.normalize.bars import BarAggregator, OpenBar, PartitionBars
+from tickwire.normalize.derive import Derived, build_derived
 from tickwire.normalize.state import (
     MemoryStore,
     PartitionStore,
@@ -40,6 +42,7 @@ from tickwire.normalize.state import (
     load_parser_state,
     parser_key,
 )
+from tickwire.normalize.validate import Checks, TimeWindow
 
 if TYPE_CHECKING:
     from tickwire.contract.codec import Codec
@@ -84,6 +87,7 @@ class Result:
     status: Status = "ok"
     outputs: list[Out] = field(default_factory=list)
     error_class: str | None = None
+    error_kind: str | None = None  # errors.Kind of a DLQ'd record: bad_input or internal
     late_trades: int = 0
     gaps: int = 0
     crossed: int = 0
@@ -144,6 +148,8 @@ class Pipeline:
         bar_sources: frozenset[str] = frozenset(),
         bar_lateness_ns: int = 0,
         seq_gap_sources: frozenset[str] = frozenset(),
+        time_window: TimeWindow | None = None,  # event time vs receive time, both directions
+        derived: Derived | None = None,  # minute bars from vendor 5 s bars, NBBO of venue books
     ) -> None:
         self.get_parser = get_parser
         self.encode = encode
@@ -155,6 +161,8 @@ class Pipeline:
         self.bar_sources = bar_sources
         self.seq_gap_sources = seq_gap_sources
         self.bars = BarAggregator(bar_lateness_ns)
+        self.checks = Checks(time_window)  # time window, symbol grammar, Avro integer ranges
+        self.derived = Derived() if derived is None else derived
         # (topic, partition) -> source -> parser state: in memory between records, in the store at commit.
         self.parser_states: dict[tuple[str, int], dict[str, Any]] = {}
         self._touched: set[tuple[str, int]] = set()  # partitions whose parser state may have changed
@@ -179,30 +187,48 @@ class Pipeline:
             log.warning(
                 "offset rewind: partition state reset %s", kv(topic=msg.topic, partition=msg.partition)
             )
-        st.put(b"o", msgspec.json.encode(msg.offset))
+        # The per-message error boundary (tickwire.contract.errors): bad input and our own bugs become a
+        # DLQ record; an outage (errors.InfraError) and a process exit propagate with NO state written
+        # (no offset, no dedupe cursor), so the caller's retry sees the record exactly as the first time.
         try:
             env = Envelope.from_headers(msg.headers)
             if self.prefix + env.source + ".raw" != msg.topic:
                 raise EnvelopeError(f"source header {env.source!r} does not belong on topic {msg.topic!r}")
-        except Exception as exc:
-            return self._dlq(msg, exc, res)
-        dkey = f"d|{env.source}|{env.stream}|{env.session}".encode()
-        raw_cursor = st.get(dkey)
-        cursor = None if raw_cursor is None else msgspec.json.decode(raw_cursor, type=dedupe.Cursor)
-        verdict = dedupe.check(
-            cursor, env, partition=msg.partition, detect_gaps=env.source in self.seq_gap_sources
-        )
-        if verdict.duplicate:
+        except BaseException as exc:
+            kind = errors.reraise_unhandled(exc)
+            st.put(b"o", msgspec.json.encode(msg.offset))
+            return self._dlq(msg, exc, res, kind)
+        origin = replay_origin(msg.headers)
+        if origin is not None:
+            # A DLQ record re-fed after a fix: it never produced records, so the seq cursor (already past
+            # it) does not apply; it is deduped by its original position instead.
+            dkey, verdict = b"r|" + origin, None
+            duplicate = st.get(dkey) is not None
+        else:
+            dkey = f"d|{env.source}|{env.stream}|{env.session}".encode()
+            raw_cursor = st.get(dkey)
+            cursor = None if raw_cursor is None else msgspec.json.decode(raw_cursor, type=dedupe.Cursor)
+            if cursor is None:  # a session's first record here: drop the cursors of ended sessions
+                dedupe.retire_sessions(st, env)
+            verdict = dedupe.check(
+                cursor, env, partition=msg.partition, detect_gaps=env.source in self.seq_gap_sources
+            )
+            duplicate = verdict.duplicate
+        if duplicate:
+            st.put(b"o", msgspec.json.encode(msg.offset))
             res.status = "duplicate"
             return res
-        st.put(dkey, msgspec.json.encode(verdict.cursor))
-        gaps: list[Gap] = [verdict.gap] if verdict.gap is not None else []
+        gaps: list[Gap] = [verdict.gap] if verdict is not None and verdict.gap is not None else []
         try:
             self._normalize(msg, env, tp, st, gaps, res)
-        except Exception as exc:
+        except BaseException as exc:
+            kind = errors.reraise_unhandled(exc)  # an outage: nothing stored, the caller retries
             res.outputs.clear()
             res.status = "ok"
-            self._dlq(msg, exc, res)
+            self._dlq(msg, exc, res, kind)
+        # Dedupe state moves only together with this record's outputs (canonical records or its DLQ copy).
+        st.put(b"o", msgspec.json.encode(msg.offset))
+        st.put(dkey, b"1" if verdict is None else msgspec.json.encode(verdict.cursor))
         # Gaps describe the feed, not this payload: published even when the payload went to the DLQ.
         for g in gaps:
             res.outputs.append(Out(self.prefix + self.topic_for(g), self.key_for(g), self.encode(g)))
@@ -236,12 +262,15 @@ class Pipeline:
         # snapshots from sibling streams (REST answers on ``rest.*`` streams that share the partition).
         pstate = self._parser_state(tp, st, env.source, parser)
         out = parser.parse(msg.value or b"", env, pstate)
-        gaps.extend(out.gaps)
+        gaps.extend(self.checks.check_gap(g) for g in out.gaps)  # encoded after the boundary: check here
         res.resync = list(out.resync)
         if out.control and not out.records:
+            self.derived.reset(tp, st, env.source, out.resync)
             res.status = "control"
             return
-        records = [validate(r) for r in out.records]
+        checked = self.checks.check  # before bars: only records that pass move a bar watermark
+        records = [validate(checked(r, env.ts_recv)) for r in out.records]
+        records += [validate(r) for r in self.derived.derive(tp, st, env.source, records)]  # NBBO, 1 m bars
         outs = [Out(self.prefix + self.topic_for(r), self.key_for(r), self.encode(r)) for r in records]
         res.crossed = sum(1 for r in records if _is_crossed(r))
         # Bars only after the whole raw record is known good: a DLQ'd record leaves bar state untouched.
@@ -296,7 +325,7 @@ class Pipeline:
 
     def _reset_partition(self, tp: tuple[str, int], st: PartitionStore) -> None:
         # An operator's offset reset: the replayed range is normalized afresh, parser state included.
-        for prefix in (b"d|", b"w|", b"b|", b"p|"):
+        for prefix in (b"d|", b"r|", b"w|", b"b|", b"p|", *self.derived.prefixes):
             for k, _ in st.items(prefix):
                 st.delete(k)
         self.forget_partition(*tp)
@@ -316,22 +345,25 @@ class Pipeline:
         the truth and they are rebuilt from it on next use."""
         self.parser_states.pop((topic, partition), None)
         self._touched.discard((topic, partition))
+        self.derived.forget(topic, partition)
         for ck in [ck for ck in self._bar_cache if ck[0] == topic and ck[1] == partition]:
             del self._bar_cache[ck]
 
     def internal_error(self, msg: RawMessage, exc: BaseException) -> Result:
         """Result for a raw record whose processing raised outside the per-message boundary."""
-        return self._dlq(msg, exc, Result())
+        return self._dlq(msg, exc, Result(), "internal")
 
-    def _dlq(self, msg: RawMessage, exc: BaseException, res: Result) -> Result:
+    def _dlq(self, msg: RawMessage, exc: BaseException, res: Result, kind: str) -> Result:
         res.status = "dlq"
         res.error_class = type(exc).__name__
-        headers = dlq_headers(msg.headers, exc, msg.topic, msg.partition, msg.offset)
+        res.error_kind = kind
+        headers = dlq_headers(msg.headers, exc, msg.topic, msg.partition, msg.offset, kind)
         res.outputs.append(Out(dlq_topic(msg.topic), msg.key, msg.value or b"", headers))
-        log.warning(
-            "raw record to DLQ %s",
-            kv(topic=msg.topic, partition=msg.partition, offset=msg.offset, error=type(exc).__name__),
-        )
+        where = kv(topic=msg.topic, partition=msg.partition, offset=msg.offset, error=type(exc).__name__)
+        if kind == "internal":  # our own bug: loud, with the traceback; the record waits in the DLQ
+            log.error("internal error, raw record to DLQ %s", where, exc_info=exc)
+        else:
+            log.warning("raw record to DLQ %s", where)
         return res
 
 
@@ -351,4 +383,6 @@ def build_pipeline(s: NormalizerSettings, codec: Codec | None = None) -> Pipelin
         bar_sources=s.bar_source_set(),
         bar_lateness_ns=s.bar_lateness_ms * 1_000_000,
         seq_gap_sources=s.seq_gap_source_set(),
+        time_window=TimeWindow(s.event_ahead_ms * 1_000_000, s.event_behind_ms * 1_000_000),
+        derived=build_derived(),
     )

@@ -3,7 +3,8 @@
 The pipeline keeps one store per raw *partition* (the stream runtime's ``PartitionState``, backed by that
 partition's changelog; a ``MemoryStore`` offline and in tests). The partition is where a key lives, so
 keys name only what they are about: ``o`` (last offset), ``d|source|stream|session`` (dedupe cursor),
-``w|source`` / ``b|source|symbol`` (bar watermark / open bars), ``p|source`` (parser state snapshot).
+``w|source`` / ``b|source|symbol`` (bar watermark / open bars), ``m|source|symbol`` / ``n|source|symbol``
+(5 s -> 1 min rollup / NBBO, ``derive``), ``p|source`` (parser state snapshot).
 
 Parser state (book continuity, symbol metadata, vendor sequences) is scoped per raw partition too and
 snapshotted into the store at each commit (``Pipeline.checkpoint``): an aborted cycle or a restart

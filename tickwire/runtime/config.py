@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tickwire.contract.kafka_security import KafkaSecurity, client_conf
+
 ClientValue = str | int | float | bool
 
 
@@ -24,6 +26,7 @@ class _Base(BaseModel):
     # Extra librdkafka settings for every client of the worker (security, timeouts): one place, so
     # every process talks to the cluster the same way.
     kafka_client: dict[str, ClientValue] = Field(default_factory=dict)
+    security: KafkaSecurity | None = None  # None = the process's KAFKA_* security settings
     batch_size: int = Field(default=1000, ge=1, le=100_000)  # records per consume() call at most
     poll_timeout_ms: int = Field(default=100, ge=1)  # longest wait of one consume() when idle
     commit_interval_ms: int = Field(default=50, ge=1)  # commit at least this often while records flow
@@ -43,7 +46,8 @@ class _Base(BaseModel):
     client_id: str = ""
 
     def common_conf(self) -> dict[str, Any]:
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        # SASL/TLS from the process's KAFKA_* settings unless given (tickwire.contract.kafka_security).
+        conf: dict[str, Any] = client_conf(self.bootstrap_servers, security=self.security)
         if self.client_id:
             conf["client.id"] = self.client_id
         conf.update(self.kafka_client)
@@ -134,6 +138,9 @@ class StreamConfig(_Base):
                 "queue.buffering.max.messages": max(self.max_in_flight * 2, 100_000),
                 # Writing to a missing topic is an error to roll back, not a topic to create.
                 "allow.auto.create.topics": False,
+                # Client-side cap only (the broker's per-topic max.message.bytes decides): a whole option
+                # chain is one canonical record and may pass the 1 MB default (topics.yaml raises its topic).
+                "message.max.bytes": 16 * 1024 * 1024,
             }
         )
         if transactional_id is not None:

@@ -32,6 +32,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
 from tickwire.backoff import Backoff
+from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,7 @@ class SinkConfig(BaseModel):
     retry_cap_s: float = Field(5.0, gt=0)
 
     def consumer_conf(self) -> dict[str, Any]:
-        conf: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
+        conf: dict[str, Any] = client_conf(self.bootstrap_servers) | {
             "group.id": self.group_id,
             "partition.assignment.strategy": "range",
             "enable.auto.commit": False,

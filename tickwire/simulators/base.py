@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import http
 import itertools
 import logging
@@ -48,6 +49,7 @@ class SimServer:
     """Base of every vendor simulator; run in a background thread (`start`) or in a loop (`serve_async`)."""
 
     name = "sim"
+    control_token: str | None = None  # /control/* needs "Authorization: Bearer <it>"; off loopback, must
 
     def __init__(
         self,
@@ -292,6 +294,9 @@ class SimServer:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         method = getattr(request, "method", "GET")
         if parts.path.startswith("/control/"):
+            refused = self._control_refused(request.headers.get("Authorization", ""))
+            if refused:
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, refused + "\n")
             answer: RestAnswer | None = self._control(parts.path, query)
         else:
             if self.fault_active("drop") is not None:
@@ -311,6 +316,14 @@ class SimServer:
             [("Content-Type", ctype), ("Content-Length", str(len(body))), ("Connection", "close")]
         )
         return resp
+
+    def _control_refused(self, authorization: str) -> str:
+        """Why a control request is refused ("" = allowed)."""
+        if self.control_token:
+            ok = hmac.compare_digest(authorization.encode(), f"Bearer {self.control_token}".encode())
+            return "" if ok else "control endpoints need Authorization: Bearer <token>"
+        on_loopback = self.host in ("127.0.0.1", "localhost", "::1")
+        return "" if on_loopback else "control endpoints are disabled off loopback without a control token"
 
     def _control(self, path: str, q: dict[str, str]) -> RestAnswer:
         if path == "/control/stats":

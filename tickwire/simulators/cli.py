@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any
 
@@ -22,6 +23,7 @@ def build(args: argparse.Namespace) -> SimServer:
     if args.seed is not None:
         common["seed"] = args.seed
     sim: SimServer = vendors.load(vendors.spec(args.vendor).simulator or "").build(args, common)
+    sim.control_token = os.environ.get(args.control_token_env) or None
     return sim
 
 
@@ -31,6 +33,11 @@ def parser() -> argparse.ArgumentParser:
     for spec in vendors.with_("simulator"):
         vp = sub.add_parser(spec.name, help=f"{spec.name} simulator", description=spec.summary)
         vp.add_argument("--host", default="127.0.0.1")
+        vp.add_argument(
+            "--control-token-env",
+            default="TICKWIRE_SIM_CONTROL_TOKEN",
+            help="environment variable holding the /control/* bearer token (required off loopback)",
+        )
         vp.add_argument("--port", type=int, default=0, help="0 = any free port (printed at start)")
         vp.add_argument("--mode", choices=("generate", "replay"), default="generate")
         vp.add_argument("--rate", type=float, default=50.0, help="generated events per second (open loop)")

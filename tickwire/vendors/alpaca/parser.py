@@ -31,7 +31,7 @@ import msgspec
 
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import MAX_ABS, ONE, UNITS_CACHE, AmountError, float_to_units, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.parser import ParseError, ParseOutput, count_skipped
 from tickwire.contract.records import (
     AssetClass,
     Bar,
@@ -173,6 +173,8 @@ class AlpacaParser:
         known = unknown = 0
         for i, m in enumerate(msgs):
             t = m.get("T")
+            if not isinstance(t, str):  # a list or dict is unhashable: an unknown type, not a crash
+                t = f"<{type(t).__name__}>"
             if t in CONTROL_TYPES:
                 known += 1
                 if t == "error":
@@ -184,7 +186,7 @@ class AlpacaParser:
                 continue
             if t not in MARKET_TYPES:
                 unknown += 1
-                state.skipped[f"unknown:{t}"] += 1
+                count_skipped(state.skipped, t)
                 continue
             try:
                 rec = self._message(t, m, i, env, asset)

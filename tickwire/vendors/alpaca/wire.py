@@ -17,6 +17,7 @@ from typing import Any
 import msgpack
 import msgspec
 
+from tickwire.contract import jsonlimits
 from tickwire.contract.parser import ParseError
 
 
@@ -105,6 +106,7 @@ def decode_frame(payload: bytes, content_type: str) -> list[Any]:
         if content_type == "msgpack":
             msgs = msgpack.unpackb(payload, raw=False, timestamp=0, strict_map_key=False)
         else:
+            jsonlimits.check(payload)
             msgs = json.loads(payload, parse_float=Num, parse_constant=_bad_constant)
     except ParseError:
         raise

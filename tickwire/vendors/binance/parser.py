@@ -35,7 +35,7 @@ from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import Bar, BookUpdate, Gap, Level, Quote, Timeframe, Trade
-from tickwire.contract.symbols import crypto_pair
+from tickwire.contract.symbols import SymbolError, crypto_pair
 from tickwire.vendors.binance import wire
 
 VENUE = "BINANCE"
@@ -70,13 +70,19 @@ class BinanceState:
             if isinstance(s, dict) and all(
                 isinstance(s.get(k), str) for k in ("symbol", "baseAsset", "quoteAsset")
             ):
-                self.symbols[s["symbol"]] = crypto_pair(s["baseAsset"], s["quoteAsset"])
+                try:
+                    self.symbols[s["symbol"]] = crypto_pair(s["baseAsset"], s["quoteAsset"])
+                except SymbolError:
+                    continue  # an asset name outside the canonical grammar: its frames go to the DLQ
 
     def canonical(self, raw: Any) -> str:
         found = self.symbols.get(raw) if type(raw) is str else None  # wire symbols are upper case already
         if found is not None:
             return found
-        sym = h.text(raw, "symbol").upper()
+        sym = h.text(raw, "symbol")
+        if not sym.isascii():  # "ß".upper() is "SS": upper-casing would make another asset of it
+            raise ParseError(f"non-ASCII symbol {sym[:32]!r}")
+        sym = sym.upper()
         found = self.symbols.get(sym)
         if found is not None:
             return found

@@ -66,7 +66,10 @@ class CoinbaseState:
             if isinstance(p, dict) and all(
                 isinstance(p.get(k), str) for k in ("id", "base_currency", "quote_currency")
             ):
-                self.symbols[p["id"]] = crypto_pair(p["base_currency"], p["quote_currency"])
+                try:
+                    self.symbols[p["id"]] = crypto_pair(p["base_currency"], p["quote_currency"])
+                except SymbolError:
+                    continue  # an asset name outside the canonical grammar: its frames go to the DLQ
 
     def canonical(self, raw: Any) -> str:
         pid = h.text(raw, "product_id")

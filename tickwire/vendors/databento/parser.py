@@ -51,6 +51,7 @@ from tickwire.contract.records import (
     Trade,
 )
 from tickwire.contract.symbols import SymbolError, parse_option
+from tickwire.vendors.databento.framing import SymbolMap, check_records, symbol_map
 
 UNDEF_PRICE = (1 << 63) - 1
 UNDEF_TS = (1 << 64) - 1
@@ -98,15 +99,6 @@ def asset_class_for(dataset: str) -> AssetClass:
 
 
 @dataclass
-class SymbolMap:
-    dataset: str
-    schema: str
-    asset_class: AssetClass
-    by_day: dict[tuple[int, int], str]  # (instrument_id, days since epoch) -> raw symbol
-    any_day: dict[int, str]  # instrument_id -> raw symbol when it maps to exactly one
-
-
-@dataclass
 class DatabentoState:
     contiguous_sequence: bool = False
     maps: dict[bytes, SymbolMap] = field(default_factory=dict)  # keyed by the encoded metadata
@@ -114,23 +106,6 @@ class DatabentoState:
     last_seq: dict[int, int] = field(default_factory=dict)
     seq_regressions: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
-
-
-def _symbol_map(md: Any) -> SymbolMap:
-    by_day: dict[tuple[int, int], str] = {}
-    ids: dict[int, set[str]] = {}
-    for raw_symbol, intervals in md.mappings.items():
-        for iv in intervals:
-            try:
-                iid = int(iv["symbol"])
-            except ValueError:
-                continue  # stype_out is not instrument_id
-            ids.setdefault(iid, set()).add(raw_symbol)
-            d0, d1 = (iv["start_date"] - _EPOCH).days, (iv["end_date"] - _EPOCH).days
-            for day in range(d0, max(d1, d0 + 1)):
-                by_day[(iid, day)] = raw_symbol
-    any_day = {iid: next(iter(s)) for iid, s in ids.items() if len(s) == 1}
-    return SymbolMap(md.dataset, str(md.schema or ""), asset_class_for(md.dataset), by_day, any_day)
 
 
 def _decode(payload: bytes, state: DatabentoState) -> tuple[SymbolMap, list[Any]]:
@@ -142,20 +117,26 @@ def _decode(payload: bytes, state: DatabentoState) -> tuple[SymbolMap, list[Any]
         if payload[:3] != b"DBN":
             raise ParseError("payload does not start with DBN metadata")
         dec = dbn.DBNDecoder(upgrade_policy=v3)
+    expected = check_records(payload) if payload[:3] == b"DBN" else None
     try:
         dec.write(payload)
         recs = dec.decode()
-    except Exception as exc:  # DBNError, ValueError from a truncated stream
-        raise ParseError(f"undecodable DBN: {exc}") from None
+        rest = len(dec.buffer())
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # DBNError, ValueError; the native decoder's panic is a BaseException
+        raise ParseError(f"undecodable DBN: {type(exc).__name__}: {exc}") from None
     if not recs or not isinstance(recs[0], dbn.Metadata):
         raise ParseError("DBN stream without metadata")
+    if rest or (expected is not None and len(recs) - 1 != expected):
+        raise ParseError(f"DBN stream truncated: {len(recs) - 1} whole records and {rest} bytes left over")
     md = recs[0]
     key = payload[: 8 + int.from_bytes(payload[4:8], "little")] if payload[:3] == b"DBN" else md.encode()
     smap = state.maps.get(key)
     if smap is None:
         if len(state.maps) > 64:  # a replay uses few files; bound memory anyway
             state.maps.clear()
-        smap = state.maps[key] = _symbol_map(md)
+        smap = state.maps[key] = symbol_map(md, asset_class_for(md.dataset))
     return smap, recs[1:]
 
 
@@ -180,7 +161,7 @@ class DatabentoParser:
                     self._trade(i, r, smap, env, state, out)
                 else:
                     self._record(i, r, smap, env, state, out)
-            except (SymbolError, ValueError, KeyError, AttributeError, TypeError) as exc:
+            except (SymbolError, ValueError, KeyError, AttributeError, TypeError, dbn.DBNError) as exc:
                 raise ParseError(f"record {i} ({type(r).__name__}): {exc}") from None
         out.control = not out.records and not out.gaps
         return out
@@ -188,9 +169,7 @@ class DatabentoParser:
     def _symbol(self, r: Any, smap: SymbolMap, state: DatabentoState) -> str:
         iid = r.instrument_id
         raw = (
-            smap.by_day.get((iid, r.ts_event // NS_PER_DAY))
-            or smap.any_day.get(iid)
-            or state.definitions.get(iid)
+            smap.on_day(iid, r.ts_event // NS_PER_DAY) or smap.any_day.get(iid) or state.definitions.get(iid)
         )
         if raw is None:
             day = _EPOCH + dt.timedelta(days=r.ts_event // NS_PER_DAY)
@@ -206,11 +185,7 @@ class DatabentoParser:
         """``_record`` for a TradeMsg: the same steps in the same order, each DBN field read once
         (every attribute read converts a Rust field to a Python object) and no ``common`` dict."""
         iid, ts_event = r.instrument_id, r.ts_event
-        raw = (
-            smap.by_day.get((iid, ts_event // NS_PER_DAY))
-            or smap.any_day.get(iid)
-            or state.definitions.get(iid)
-        )
+        raw = smap.on_day(iid, ts_event // NS_PER_DAY) or smap.any_day.get(iid) or state.definitions.get(iid)
         if raw is None:
             raw = self._symbol(r, smap, state)  # raises with the day in the message
         asset = smap.asset_class

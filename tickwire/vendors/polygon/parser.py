@@ -31,9 +31,10 @@ from typing import Any, cast
 
 import msgspec
 
+from tickwire.contract import jsonlimits
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import AmountError, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.parser import ParseError, ParseOutput, count_skipped
 from tickwire.contract.records import Bar, Gap, OptionRight, Quote, Record, Trade
 from tickwire.contract.symbols import SymbolError, parse_option
 from tickwire.vendors.polygon import wire
@@ -85,11 +86,11 @@ class PolygonParser:
 
     def parse(self, payload: bytes, env: Envelope, state: PolygonState) -> ParseOutput:
         try:
-            events, skipped = wire.decode(payload)
+            events, skipped = jsonlimits.decode(wire.decode, payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ParseError(f"undecodable frame: {exc}") from None
         for tag in skipped:
-            state.skipped[f"unknown:{tag}"] += 1
+            count_skipped(state.skipped, tag)
         if skipped and not events:
             raise ParseError(f"frame holds only unknown ev types: {sorted(set(skipped))}")
         out = ParseOutput()

@@ -40,6 +40,7 @@ from tickwire.contract.codec import Codec, Subscription
 from tickwire.contract.control import CONTROL_TOPIC, control_key
 from tickwire.contract.envelope import Envelope, EnvelopeError
 from tickwire.contract.exact import ONE
+from tickwire.contract.kafka_security import client_conf
 from tickwire.contract.parser import ParseError
 from tickwire.contract.records import Trade
 from tickwire.contract.symbols import SymbolError, parse_option
@@ -237,8 +238,7 @@ class StrikeService:
     def _run(self) -> None:
         key = self.s.api_key.get_secret_value() if self.s.api_key else ""
         next_listing = next_assign = 0.0
-        conf = {
-            "bootstrap.servers": self.s.kafka_bootstrap_servers,
+        conf = client_conf(self.s.kafka_bootstrap_servers) | {
             "group.id": f"tw-strikes-{time.time_ns()}",
         }
         consumer = Consumer({**conf, "enable.auto.commit": False, "auto.offset.reset": "earliest"})

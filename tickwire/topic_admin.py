@@ -155,9 +155,17 @@ def _await_converged(admin: Any, specs: list[TopicSpec], timeout: float, within:
     `check` right after `apply` agrees with it."""
     import time
 
+    from confluent_kafka import KafkaError, KafkaException
+
     deadline = time.monotonic() + within
     while True:
-        left = [c for c in plan(admin, specs, timeout=timeout) if c.fixable]
+        try:
+            left = [str(c) for c in plan(admin, specs, timeout=timeout) if c.fixable]
+        except KafkaException as exc:
+            # A broker that has not seen a just-created topic yet answers its config with "unknown topic".
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            left = [f"not yet visible: {exc.args[0].str()}"]
         if not left:
             return []
         if time.monotonic() > deadline:

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, Message
 from tests.helpers import wait_for
 from tests.integration.runtime_support import create_topics
 from tickwire.contract.codec import Codec
-from tickwire.contract.envelope import Envelope
+from tickwire.contract.envelope import SESSION_END, Envelope
 from tickwire.contract.records import Gap
 from tickwire.ingest import cli
 from tickwire.ingest.runner import Runner
@@ -122,6 +122,13 @@ def raw(bootstrap: str, p: Producer) -> list[tuple[Envelope, Message]]:
         by_seq.setdefault(env.seq, (env, m))
     rows = [by_seq[k] for k in sorted(by_seq)]
     assert [e.seq for e, _ in rows] == list(range(1, want + 1))
+    # A cleanly stopped session ends with its end-of-session marker (empty, on every partition), never
+    # anywhere else: the vendor's messages are the rows before it.
+    ends = [i for i, (e, _) in enumerate(rows) if e.context_map().get("kind") == SESSION_END]
+    assert ends in ([], [len(rows) - 1])
+    if ends:
+        env, m = rows.pop()
+        assert (m.value() or b"", env.content_type) == (b"", "text")
     return rows
 
 

@@ -154,3 +154,46 @@ def test_pipeline_hook_persists_state_and_survives_forget() -> None:
     # A minute bar never takes the identity of the 5 s bar (same raw record) that closed it.
     assert all(b.sub_seq == DERIVED_SUB_SEQ for b in got)
     assert len({(b.seq, b.sub_seq) for b in minute_bars}) == len(minute_bars)
+
+
+def test_flush_closes_the_open_minute_with_its_values_and_later_bars_of_it_are_late() -> None:
+    rows = random_bars(random.Random(11), 2)[:17]  # one whole minute and 5 bars of the next
+    st, step = rollup.SymbolBars(), rollup.RollupStep()
+    for i, r in enumerate(rows):
+        rollup.add(st, bar5(*r, seq=i + 1), step)
+    assert len(step.closed) == 1
+    partial = rollup.flush(st)
+    want = expected_minutes(rows)[1]
+    assert [{k: getattr(b, k) for k in want} for b in partial] == [want]
+    assert partial[0].symbol == "SPY" and partial[0].asset_class == "equity" and partial[0].source == "ibkr"
+    assert rollup.flush(st) == [] and st.windows == {}
+    late = rollup.RollupStep()
+    rollup.add(st, bar5(rows[-1][0] + 5, "1", "1", "1", "1", "1", "1", 1), late)  # its minute was flushed
+    assert late.late == 1 and late.closed == []
+
+
+def test_session_end_marker_publishes_the_open_minute_and_is_not_parsed() -> None:
+    from tickwire.contract.envelope import SESSION_END
+
+    rows = random_bars(random.Random(12), 1)[:7]  # an open minute only
+    pipe = Pipeline(
+        get_parser=lambda _s: PARSER,
+        encode=CODEC.encode,
+        topic_for=routing.topic_for,
+        key_for=routing.key_for,
+        derived=Derived(rollup_sources=frozenset({"ibkr"})),
+    )
+    store = MemoryStore()
+    for i, r in enumerate(rows):
+        payload = b"".join(str(f).encode() + b"\0" for f in (50, 3, 6, *r))
+        assert all(o.topic != "stock_bars_staging" or CODEC.decode(o.value).timeframe == "5s"
+                   for o in pipe.process(_raw(i + 1, payload), store).outputs)  # fmt: skip
+    ctx = context_header({"kind": SESSION_END})[1].decode()
+    env = Envelope("ibkr", "tws.1", 1, len(rows) + 1, M0 + 10**12, "text", context=ctx)
+    res = pipe.process(RawMessage("ibkr.raw", 0, len(rows) + 1, b"tws.1", b"", env.to_headers()), store)
+    assert res.status == "ok"
+    (bar,) = [CODEC.decode(o.value) for o in res.outputs]
+    want = expected_minutes(rows)[0]
+    assert {k: getattr(bar, k) for k in want} == want and bar.timeframe == "1m"
+    again = pipe.process(RawMessage("ibkr.raw", 0, len(rows) + 2, b"tws.1", b"", env.to_headers()), store)
+    assert again.status == "duplicate" and again.outputs == []  # a replayed marker changes nothing

@@ -24,6 +24,10 @@ H_VENDOR_SEQ = "tw-vendor-seq"
 # exchange and kind; a REST call's function and parameters, never credentials). ASCII
 # ``key=value`` pairs joined by ``&`` (URL query encoding): `context_header` / `Envelope.context_map`.
 H_CONTEXT = "tw-context"
+# The context ``kind`` of a producer's end-of-session marker: an empty ``text`` payload on every partition
+# of its raw topic after a clean stop (SIGTERM), the last record of that session. The normalizer closes
+# what only a later record would have closed (the open minute of vendor bars) instead of parsing it.
+SESSION_END = "session_end"
 
 # tws: one TWS API message, its NUL-terminated fields as received (the 4-byte length prefix removed).
 CONTENT_TYPES = frozenset({"json", "msgpack", "fix", "dbn", "tws", "text"})

@@ -142,6 +142,8 @@ def run(
         hb.stop()
         if follower is not None:
             follower.stop()
+        if clean and vendors.spec(adapter.source).bar_rollup:
+            runner.out.end_session(adapter.stream)  # the normalizer closes the open minute of vendor bars
         # A clean stop (nothing left queued) is marked as such; otherwise the next session emits a Gap.
         if producer.flush(30) == 0 and clean and producer.fatal_error is None:
             marker.stop(runner.seq(adapter.stream))

@@ -222,14 +222,22 @@ class RawProducer:
     def install_signal_flush(
         self, on_signal: Callable[[], None] | None = None, timeout: float = 30.0
     ) -> None:
-        """SIGTERM/SIGINT -> ``on_signal()`` (e.g. stop reading), flush, exit 0. Main thread only."""
+        """SIGTERM/SIGINT -> ``on_signal()`` (stop the read loop; the caller flushes when it returns), or
+        without one, or on a second signal: flush and exit 0. Main thread only.
+
+        Why not exit from the handler: it runs between any two bytecodes of the main thread, e.g. after a
+        socket read returned and before its bytes were handled; an exit there loses what was read (a FIX
+        session then stores an inbound sequence number below what it received)."""
+        signalled: list[int] = []
 
         def handler(signum: int, _frame: FrameType | None) -> None:
-            log.info(
-                "signal received, flushing %s", kv(signal=signal.Signals(signum).name, queued=len(self._p))
-            )
-            if on_signal is not None:
+            name = signal.Signals(signum).name
+            signalled.append(signum)
+            if on_signal is not None and len(signalled) == 1:
+                log.info("signal received, stopping %s", kv(signal=name, queued=len(self._p)))
                 on_signal()
+                return
+            log.info("signal received, flushing %s", kv(signal=name, queued=len(self._p)))
             remaining = self.flush(timeout)
             sys.exit(0 if remaining == 0 else 1)
 

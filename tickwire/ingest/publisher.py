@@ -16,7 +16,7 @@ from typing import Any
 
 from tickwire import __version__
 from tickwire.contract.dlq import dlq_headers
-from tickwire.contract.envelope import Envelope
+from tickwire.contract.envelope import SESSION_END, Envelope, context_header
 from tickwire.contract.records import Gap, GapReason
 from tickwire.contract.settings import IngestSettings
 from tickwire.ingest import health
@@ -110,6 +110,17 @@ class RawPublisher:
         for part in range(self.producer.partitions(self.raw_topic)):
             self.producer.produce(self.raw_topic, frame, k, headers, stream=stream, partition=part)
         return seq
+
+    def end_session(self, stream: str) -> int:
+        """The end-of-session marker (``envelope.SESSION_END``) after a clean stop; returns its seq."""
+        return self.publish(
+            b"",
+            time.time_ns(),
+            stream=stream,
+            content_type="text",
+            extra_headers=[context_header({"kind": SESSION_END})],
+            broadcast=True,
+        )
 
     def gap(
         self,

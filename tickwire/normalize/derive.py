@@ -65,6 +65,19 @@ class Derived:
                     st.put(k, msgspec.json.encode(state))
         return [msgspec.structs.replace(r, sub_seq=DERIVED_SUB_SEQ + r.sub_seq) for r in out]
 
+    def flush(self, tp: tuple[str, int], st: PartitionStore, source: str) -> list[Record]:
+        """The source's session ended: its open minute windows in this partition close now."""
+        out: list[Record] = []
+        if source not in self.rollup_sources:
+            return out
+        for k, _ in st.items(rollup.key(source, "")):
+            bars = self._get(tp, st, k, rollup.SymbolBars)
+            closed = rollup.flush(bars)
+            if closed:
+                out.extend(closed)
+                st.put(k, msgspec.json.encode(bars))
+        return [msgspec.structs.replace(r, sub_seq=DERIVED_SUB_SEQ + r.sub_seq) for r in out]
+
     def reset(self, tp: tuple[str, int], st: PartitionStore, source: str, symbols: Iterable[str]) -> None:
         """Book reset of ``symbols`` (a parser's ``resync``): their venue tops are dropped."""
         if source not in self.nbbo_sources:

@@ -28,7 +28,7 @@ import msgspec
 
 from tickwire.contract import errors
 from tickwire.contract.dlq import dlq_headers, dlq_topic, replay_origin
-from tickwire.contract.envelope import Envelope, EnvelopeError, Headers
+from tickwire.contract.envelope import SESSION_END, Envelope, EnvelopeError, Headers
 from tickwire.contract.parser import VendorParser
 from tickwire.contract.records import Bar, BookUpdate, Gap, Quote, Record, Trade
 from tickwire.logs import kv
@@ -257,6 +257,13 @@ class Pipeline:
         self, msg: RawMessage, env: Envelope, tp: tuple[str, int], st: PartitionStore, gaps: list[Gap],
         res: Result,
     ) -> None:  # fmt: skip
+        if env.context and env.content_type == "text" and env.context_map().get("kind") == SESSION_END:
+            flushed = [validate(r) for r in self.derived.flush(tp, st, env.source)]  # open minutes close
+            res.outputs.extend(
+                Out(self.prefix + self.topic_for(r), self.key_for(r), self.encode(r)) for r in flushed
+            )
+            res.status = "ok" if flushed else "control"
+            return
         parser = self.get_parser(env.source)
         # One parser state per source and raw partition, not per stream: parsers take metadata and book
         # snapshots from sibling streams (REST answers on ``rest.*`` streams that share the partition).

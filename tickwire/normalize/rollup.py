@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tickwire.contract.records import Bar
+from tickwire.contract.records import AssetClass, Bar
 from tickwire.normalize.bars import MINUTE_NS, vwap, window_start
 
 FIVE_S_NS = 5_000_000_000
@@ -58,6 +58,9 @@ class Window(msgspec.Struct, kw_only=True):
 
 
 class SymbolBars(msgspec.Struct, kw_only=True):
+    symbol: str = ""
+    asset_class: AssetClass = "equity"
+    source: str = ""
     watermark: int | None = None
     windows: dict[int, Window] = msgspec.field(default_factory=dict)
 
@@ -79,6 +82,7 @@ def add(state: SymbolBars, bar: Bar, step: RollupStep) -> None:
     if wm is not None and start + MINUTE_NS <= wm:
         step.late += 1
         return
+    state.symbol, state.asset_class, state.source = bar.symbol, bar.asset_class, bar.source
     w = state.windows.setdefault(start, Window())
     w.arrivals += 1
     w.parts[bar.ts_event] = Part(
@@ -96,10 +100,20 @@ def add(state: SymbolBars, bar: Bar, step: RollupStep) -> None:
     if wm is None or end > wm:
         state.watermark = wm = end
     for s in sorted(s for s in state.windows if s + MINUTE_NS <= wm):
-        step.closed.append(minute_bar(bar, s, state.windows.pop(s)))
+        step.closed.append(minute_bar(state, s, state.windows.pop(s)))
 
 
-def minute_bar(like: Bar, start: int, w: Window) -> Bar:
+def flush(state: SymbolBars) -> list[Bar]:
+    """Close every open window now (the feed's session ended cleanly): the partial minute bars, oldest
+    first. The watermark moves to the end of the last one, so a 5 s bar for a flushed minute is late."""
+    out = [minute_bar(state, s, state.windows.pop(s)) for s in sorted(state.windows)]
+    if out:
+        end = out[-1].ts_event + MINUTE_NS
+        state.watermark = end if state.watermark is None else max(state.watermark, end)
+    return out
+
+
+def minute_bar(like: SymbolBars, start: int, w: Window) -> Bar:
     parts = [w.parts[k] for k in sorted(w.parts)]
     volume = sum(p.volume for p in parts)
     pv: int | None = 0

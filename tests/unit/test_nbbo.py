@@ -22,11 +22,16 @@ CODEC = Codec()
 
 
 def book(
-    venue: str, bids: list[tuple[int, int]], asks: list[tuple[int, int]], ts: int = T0, seq: int = 1
+    venue: str,
+    bids: list[tuple[int, int]],
+    asks: list[tuple[int, int]],
+    ts: int = T0,
+    seq: int = 1,
+    recv: int | None = None,
 ) -> BookUpdate:
     return BookUpdate(
         symbol="SPY", asset_class="equity", source="ibkr", venue=venue, stream="tws.1", session=1, seq=seq,
-        ts_event=ts, ts_recv=ts, bids=tuple(Level(p, s) for p, s in bids),
+        ts_event=ts, ts_recv=ts if recv is None else recv, bids=tuple(Level(p, s) for p, s in bids),
         asks=tuple(Level(p, s) for p, s in asks), snapshot=True,
     )  # fmt: skip
 
@@ -47,8 +52,11 @@ def test_emitted_only_when_it_changes_and_time_is_monotonic() -> None:
     assert nbbo.on_book(st, book("ARCA", [(100, 3)], [(102, 4)], ts=T0 + 10)) is not None
     # A deeper level changes: the NBBO does not, nothing is published.
     assert nbbo.on_book(st, book("ARCA", [(100, 3), (90, 1)], [(102, 4)], ts=T0 + 11)) is None
-    q = nbbo.on_book(st, book("NSDQ", [(101, 1)], [], ts=T0 + 5))  # an older-stamped venue update
+    q = nbbo.on_book(st, book("NSDQ", [(101, 1)], [], ts=T0 + 5, recv=T0 + 12))  # older-stamped, later
     assert q is not None and q.bid_price == 101 and q.ts_event == T0 + 10  # never back in time
+    # A receive clock that restarts (a replay from an earlier time) is followed, never stamped ahead of it.
+    q = nbbo.on_book(st, book("BATS", [(101, 5)], [], ts=T0 - 100))
+    assert q is not None and q.ts_event == T0 - 100
 
 
 def test_locked_and_crossed() -> None:

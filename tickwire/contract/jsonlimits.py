@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from tickwire.contract.parser import ParseError
 
-MAX_BYTES = 8 * 1024 * 1024  # the largest REST answer recorded (exchangeInfo) is 1.9 MB
+MAX_BYTES = 16 * 1024 * 1024  # a whole options chain is one REST answer (its topic holds 16 MiB records)
 MAX_DEPTH = 64  # vendor documents nest 3-6 deep
 
 T = TypeVar("T")

@@ -14,7 +14,9 @@ change the symbol's NBBO is computed over its venues:
 
 It is published as a canonical ``Quote`` with venue ``NBBO`` and the provenance of the book update that
 moved it, only when it changed (prices, sizes or venues) and only while at least one side exists;
-``ts_event`` never goes backwards (max of the update's time and the last published one). A book reset
+``ts_event`` never goes backwards while the receive clock does not (max of the update's time and the last
+published one, never past the update's own ``ts_recv``: a replay that restarts the clock is followed, not
+stamped in its future). A book reset
 (``resync`` symbols of a parser's control output) drops that symbol's venue tops; the re-sent books build
 the NBBO again. State per (raw partition, source), one store key per symbol ``n|source|symbol``;
 bounded by symbols x venues.
@@ -88,7 +90,7 @@ def on_book(state: SymbolNbbo, u: BookUpdate) -> Quote | None:
     if nb == state.last:
         return None
     state.last = nb
-    state.last_ts = ts = max(u.ts_event, state.last_ts)
+    state.last_ts = ts = min(max(u.ts_event, state.last_ts), max(u.ts_event, u.ts_recv))
     bid, bsz, ask, asz, bv, av = nb
     return Quote(
         symbol=u.symbol,

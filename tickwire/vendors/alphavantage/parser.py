@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from tickwire.contract import jsonlimits
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import AmountError, decimal_to_units, parse_units
 from tickwire.contract.parser import ParseError, ParseOutput
@@ -75,7 +76,7 @@ def _zone(name: str) -> dt.tzinfo:
     if z is None:
         try:
             z = _ZONES[name] = zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name that is a bad path
             raise ParseError(f"unknown time zone {name!r}") from None
     return z
 
@@ -145,6 +146,7 @@ class AlphaVantageParser:
             status = 0
         if status >= 400 or status == 0:
             return self._control(state, "http_error")
+        jsonlimits.check(payload)  # size and nesting bounds before any decoder recursion
         try:
             top = msgspec.json.decode(payload, type=wire.Top)
         except msgspec.DecodeError as exc:

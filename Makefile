@@ -16,7 +16,7 @@ ALT_KAFKA_ENV := TICKWIRE_KAFKA_VERSION=$$($(BIN)/python -c 'from tickwire.infra
 	TICKWIRE_KAFKA_PORT=29092 TICKWIRE_KAFKA_CONTROLLER_PORT=29093
 
 .PHONY: help venv infra-up infra-down infra-status topics-apply lint test-unit test-integration \
-	test-kafka-alt test run bench clean
+	test-kafka-alt test-long test run bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,9 @@ test-unit: venv ## unit tests (no servers)
 
 test-integration: venv infra-up ## integration tests against the local servers
 	$(PYTEST) -q -m integration
+
+test-long: venv infra-up ## the long runs CI leaves out (Alpha Vantage limiter: 30 calls/60 s window over 2.5 minutes)
+	TICKWIRE_LONG_TESTS=1 $(PYTEST) -q -m integration tests/integration/test_ingest_alphavantage.py -k limiter
 
 test-kafka-alt: venv ## Kafka + normalizer (both guarantees) against the other Kafka version (ports 29092/29093)
 	@set -e; export $(ALT_KAFKA_ENV); \

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -55,3 +55,26 @@ async def wait_for_async(
                 f"timed out after {timeout}s waiting for {what or predicate!r}"
             ) from last_exc
         await asyncio.sleep(interval)
+
+
+def consume_until(
+    bootstrap: str, topic: str, until: Callable[[list[Any]], bool], timeout: float
+) -> list[Any]:
+    """Messages of ``topic`` from the earliest offset (a fresh consumer group) until ``until(messages)``
+    holds or ``timeout`` seconds pass; what was read either way (error events skipped)."""
+    from confluent_kafka import Consumer
+
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
+    )
+    c.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(out):
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                out.append(m)
+    finally:
+        c.close()
+    return out

@@ -11,17 +11,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 from prometheus_client import REGISTRY
 
-from tests.helpers import wait_for
+from tests.helpers import consume_until, wait_for
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import Envelope
 from tickwire.ingest import cli
@@ -88,20 +87,7 @@ class Producer:
 
 
 def consume(bootstrap: str, topic: str, n: int, timeout: float = 30) -> list[Message]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    c.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(out) < n:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return consume_until(bootstrap, topic, lambda out: len(out) >= n, timeout)
 
 
 def raw_records(bootstrap: str, p: Producer) -> list[tuple[Envelope, int, Message]]:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
+from tests.helpers import consume_until
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import Envelope
 from tickwire.infra.process import free_port
@@ -53,20 +54,7 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 def consume(
     bootstrap: str, topic: str, *, until: Callable[[list[Message]], bool], timeout: float
 ) -> list[Message]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    c.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(out):
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return consume_until(bootstrap, topic, until, timeout)
 
 
 def env_of(m: Message) -> Envelope:

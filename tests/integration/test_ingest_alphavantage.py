@@ -1,8 +1,7 @@
 """The Alpha Vantage poller against the simulator and a real Kafka broker.
 
-1. Limiter: 30 calls per 20 s window (the issue's "2 minutes at 30 calls/min" shortened to fit CI: the
-   window is a setting; the 60 s window itself is shown on a fake clock in tests/unit/test_rest_poller.py),
-   demand far above it: the simulator's own request log never holds more than 30 calls in any 20 s
+1. Limiter: 30 calls per 20 s window in CI (the window is a setting); with TICKWIRE_LONG_TESTS=1 the
+   issue's run, 30 calls per 60 s window over 2.5 windows (`make test-long`); demand far above it: the simulator's own request log never holds more than 30 calls in any 20 s
    window, the simulator never had to throttle, and every response went raw, untouched, with its context.
 2. The ``tickwire ingest alphavantage`` process: throttle bodies trip the breaker after N, the feed is
    suspended (no calls) and resumes on its probe; premium-sample and error bodies go raw with their
@@ -19,15 +18,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
-from tests.helpers import unique_name, wait_for
+from tests.helpers import consume_until, unique_name, wait_for
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError
 from tickwire.ingest import rest_run
@@ -41,20 +39,13 @@ pytestmark = pytest.mark.integration
 
 
 def consume(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> list[Message]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    c.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(out) < n:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return consume_until(bootstrap, topic, lambda out: len(out) >= n, timeout)
+
+
+# CI: a 20 s window for 1.5 windows. TICKWIRE_LONG_TESTS=1: the issue's run, 30 calls per 60 s over 2.5
+# windows (> 2 minutes of calls).
+LONG = os.environ.get("TICKWIRE_LONG_TESTS") == "1"
+WINDOW_S, WINDOWS = (60.0, 2.5) if LONG else (20.0, 1.5)
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -73,7 +64,7 @@ def expected_body(sim: AlphaVantageSimulator, ctx: dict[str, str]) -> bytes:
 
 @pytest.fixture
 def sim() -> Iterator[AlphaVantageSimulator]:
-    s = AlphaVantageSimulator(seed=5, limit=30, window_s=20.0)
+    s = AlphaVantageSimulator(seed=5, limit=30, window_s=WINDOW_S)
     s.start()
     yield s
     s.stop()
@@ -94,7 +85,7 @@ def test_limiter_holds_the_window_measured_by_the_simulator(
         technicals_interval_s=2.0,
         rate_limit_calls=31,
         rate_limit_buffer=1,  # 30 usable
-        rate_window_s=20.0,
+        rate_window_s=WINDOW_S,
         kafka_bootstrap_servers=kafka_bootstrap,
         topic_prefix=prefix,
         metrics_port=0,
@@ -112,15 +103,17 @@ def test_limiter_holds_the_window_measured_by_the_simulator(
         )
         t.start()
         poller = wait_for(lambda: got and got[0], 10, what="poller started")
-        # Two windows' worth: the first 30 at once, the next 30 once the window has slid past them.
-        wait_for(lambda: len(sim.requests()) >= 45, 30, what="second window of calls")
+        # The first 30 at once, the next 30 each time the window has slid past them.
+        want = int(30 * WINDOWS)
+        wait_for(lambda: len(sim.requests()) >= want, WINDOW_S * WINDOWS + 10, what=f"{want} calls")
         poller.stop()
         t.join(15)
     assert rc == [0]
     log = sim.requests()
     times = [e["t_mono"] for e in log]
-    assert max_in_window(times, 20.0) <= 30
-    assert max_in_window(times, 20.0) == 30  # demand saturates the limiter: the bound is the limiter's
+    assert times[-1] - times[0] >= WINDOW_S * (WINDOWS - 1) - 1  # the run spans the windows it claims
+    assert max_in_window(times, WINDOW_S) <= 30
+    assert max_in_window(times, WINDOW_S) == 30  # demand saturates the limiter: the bound is the limiter's
     assert {e["answer"] for e in log} == {"data"}  # the simulator never had to throttle
     assert {e["key_id"] for e in log} == {key_id(key)}
     assert poller.polls == len(log)

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
+from tests.helpers import consume_until
 from tickwire.contract.adapter import Subs, VendorAdapter
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.settings import IngestSettings
@@ -47,20 +48,7 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def consume(bootstrap: str, topic: str, n: int, timeout: float) -> list[Message]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    c.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(out) < n:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return consume_until(bootstrap, topic, lambda out: len(out) >= n, timeout)
 
 
 def run_producer(

@@ -12,16 +12,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
-from tests.helpers import wait_for
+from tests.helpers import consume_until, wait_for
 from tests.integration.runtime_support import create_topics
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import SESSION_END, Envelope
@@ -96,20 +95,7 @@ class Producer:
 
 
 def consume(bootstrap: str, topic: str, until: Any, timeout: float = 15) -> list[Message]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    c.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(out):
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return consume_until(bootstrap, topic, until, timeout)
 
 
 def raw(bootstrap: str, p: Producer) -> list[tuple[Envelope, Message]]:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 from websockets.sync.client import connect
 
-from tests.helpers import wait_for
+from tests.helpers import consume_until, wait_for
 from tickwire.contract.adapter import Subs
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import Envelope
@@ -40,20 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 def consume(
     bootstrap: str, topic: str, *, until: Callable[[list[Message]], bool], timeout: float
 ) -> list[Message]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    c.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(out):
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return consume_until(bootstrap, topic, until, timeout)
 
 
 def env_of(m: Message) -> Envelope:

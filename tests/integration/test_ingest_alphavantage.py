@@ -1,8 +1,9 @@
 """The Alpha Vantage poller against the simulator and a real Kafka broker.
 
 1. Limiter: 30 calls per 20 s window in CI (the window is a setting); with TICKWIRE_LONG_TESTS=1 the
-   issue's run, 30 calls per 60 s window over 2.5 windows (`make test-long`); demand far above it: the simulator's own request log never holds more than 30 calls in any 20 s
-   window, the simulator never had to throttle, and every response went raw, untouched, with its context.
+   issue's run, 30 calls per 60 s window over 2.5 windows (`make test-long`). Demand far above it: the
+   simulator's own request log never holds more than 30 calls in any window, the simulator never had to
+   throttle, and every response went raw, untouched, with its context.
 2. The ``tickwire ingest alphavantage`` process: throttle bodies trip the breaker after N, the feed is
    suspended (no calls) and resumes on its probe; premium-sample and error bodies go raw with their
    outcome and never become data; the key is in no log line and no raw record.

@@ -39,11 +39,17 @@ OUTPUTS: list[str] = []  # every captured output of this module, grepped for sec
 SECRETS: list[str] = []  # passwords made by the tests themselves
 
 
+def _served(server: Any) -> Iterator[Any]:
+    """Up for the module; stopped at its end when this module started it (as tests/conftest.py does)."""
+    action, _ = server.up()
+    yield server
+    if action == "started" and os.environ.get("TICKWIRE_KEEP_INFRA") != "1":
+        server.down()
+
+
 @pytest.fixture(scope="module")
-def secure() -> SecureKafka:
-    k = SecureKafka(load_config())
-    k.up()
-    return k
+def secure() -> Iterator[SecureKafka]:
+    yield from _served(SecureKafka(load_config()))
 
 
 def run_as(secure: SecureKafka, role: str, argv: list[str], timeout: float = 60) -> str:
@@ -187,17 +193,13 @@ def procs() -> Iterator[list[Proc]]:
 
 
 @pytest.fixture(scope="module")
-def sredis() -> SecureRedis:
-    r = SecureRedis(load_config())
-    r.up()
-    return r
+def sredis() -> Iterator[SecureRedis]:
+    yield from _served(SecureRedis(load_config()))
 
 
 @pytest.fixture(scope="module")
-def snats() -> SecureNats:
-    n = SecureNats(load_config())
-    n.up()
-    return n
+def snats() -> Iterator[SecureNats]:
+    yield from _served(SecureNats(load_config()))
 
 
 def redis_bridge_user(sredis: SecureRedis, key_prefix: str, *, tls: bool = False) -> str:

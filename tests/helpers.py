@@ -78,3 +78,35 @@ def consume_until(
     finally:
         c.close()
     return out
+
+
+class FakeMessage:
+    """The accessors of a consumed Kafka record that consumers of ``confluent_kafka.Message`` read (a
+    real Message cannot be constructed outside the client): partition 0, key ``b"k"``, no headers."""
+
+    def __init__(self, topic: str, offset: int, value: bytes, ts_ms: int = 0) -> None:
+        self._t, self._o, self._v, self._ts = topic, offset, value, ts_ms
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._o
+
+    def value(self) -> bytes:
+        return self._v
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._ts)
+
+    def error(self) -> None:
+        return None

@@ -29,7 +29,7 @@ import pytest
 import redis
 from confluent_kafka import KafkaError, Producer
 
-from tests.helpers import unique_name, wait_for
+from tests.helpers import FakeMessage, unique_name, wait_for
 from tests.integration.test_bridge_helpers import consume_all, create_topics, trade
 from tests.integration.test_ingest_alpaca import Producer as IngestThread
 from tests.integration.test_ingest_alpaca import consume, settings
@@ -51,36 +51,9 @@ REPO = Path(__file__).resolve().parents[2]
 CODEC = Codec()
 
 
-class Msg:
-    """The accessors of a consumed Kafka record the bridge loop reads (confluent's Message cannot be
-    constructed outside the client)."""
-
-    def __init__(self, topic: str, offset: int, record: Any) -> None:
-        self._t, self._o, self._v = topic, offset, CODEC.encode(record)
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._o
-
-    def value(self) -> bytes:
-        return self._v
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, int(time.time() * 1000))
-
-    def error(self) -> None:
-        return None
+def Msg(topic: str, offset: int, record: Any) -> FakeMessage:
+    """A consumed canonical record as the bridge loop reads it, stamped now."""
+    return FakeMessage(topic, offset, CODEC.encode(record), int(time.time() * 1000))
 
 
 async def handle_until_done(loop: BridgeLoop, batch: list[Any], attempts: int) -> int:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from tests.helpers import FakeMessage
 from tests.unit.test_normalize_pipeline import CODEC, GOOD, SESSION, T0, FakeParser, Feed, make
 from tickwire.contract import errors
 from tickwire.contract.codec import CodecError
@@ -215,30 +216,8 @@ def test_tickwire_parse_survives_a_corrupt_dbn_file(tmp_path: Path) -> None:
 # ---- bridges: permanent write errors escalate ----------------------------------------------------
 
 
-class _Msg:
-    def __init__(self, offset: int, record: Any) -> None:
-        self._o, self._v = offset, CODEC.encode(record)
-
-    def topic(self) -> str:
-        return "stock_trades_realtime"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._o
-
-    def value(self) -> bytes:
-        return self._v
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 0)
+def _Msg(offset: int, record: Any) -> FakeMessage:
+    return FakeMessage("stock_trades_realtime", offset, CODEC.encode(record))
 
 
 class RefusingWriter:

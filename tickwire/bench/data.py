@@ -35,15 +35,25 @@ class RawEvent:
     value: bytes
     content_type: str
     events: int = 1
+    # The receive time recorded with the payload (ns), or None for generated events (stamped when sent).
+    # Recorded crypto frames carry their 2021 event times: stamped "now" they are days late for the
+    # normalizer's event-time window and would measure the DLQ path instead of the canonical one.
+    ts_recv: int | None = None
 
 
 @cache
 def recorded_frames(vendor: str) -> tuple[bytes, ...]:
     """Exact payloads received in the shared recorded WebSocket session of ``vendor`` (binance|coinbase)."""
+    return tuple(p for _, p in recorded_session(vendor))
+
+
+@cache
+def recorded_session(vendor: str) -> tuple[tuple[int, bytes], ...]:
+    """(receive time ns, payload) of each frame of the shared recorded session of ``vendor``."""
     from tickwire.recording import load_recording
 
     name = {"binance": "cryptofeed-BINANCE.ws.1.0", "coinbase": "cryptofeed-COINBASE.ws.28.0"}[vendor]
-    return tuple(p for _, p in load_recording(RECORDED / name).frames)
+    return tuple((round(ts * 1e9), p) for ts, p in load_recording(RECORDED / name).frames)
 
 
 @cache
@@ -77,9 +87,9 @@ def recorded_events(vendor: str, stream: str) -> list[RawEvent]:
     """The recorded frames of a vendor as raw events keyed like the real producer keys them."""
     classify = _classifier(vendor)
     out = []
-    for f in recorded_frames(vendor):
+    for ts, f in recorded_session(vendor):
         key = classify(f) or stream
-        out.append(RawEvent(vendor, stream, key.encode(), f, "json"))
+        out.append(RawEvent(vendor, stream, key.encode(), f, "json", ts_recv=ts))
     return out
 
 
@@ -189,9 +199,8 @@ class Sequencer:
         k = (ev.source, ev.stream)
         n = self.seq.get(k, 0) + 1
         self.seq[k] = n
-        return Envelope(
-            ev.source, ev.stream, self.session, n, ts_recv or time.time_ns(), ev.content_type, __version__
-        )
+        ts = ts_recv or ev.ts_recv or time.time_ns()
+        return Envelope(ev.source, ev.stream, self.session, n, ts, ev.content_type, __version__)
 
     def headers(self, ev: RawEvent, ts_recv: int | None = None) -> list[tuple[str, bytes]]:
         return self.envelope(ev, ts_recv).to_headers()

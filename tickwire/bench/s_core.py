@@ -34,8 +34,8 @@ def _pipeline() -> Pipeline:
 
 
 def messages(events: list[data.RawEvent]) -> list[RawMessage]:
-    # ts_recv is now, as in s_normalize.core: generated Alpaca frames are stamped with the current time and
-    # the parser rejects ts_event more than a day after ts_recv.
+    # ts_recv as in s_normalize.core: recorded frames keep their recorded receive time, generated ones
+    # (stamped with the current time) get now: the event-time window holds for both.
     seq = data.Sequencer(session=1)
     return [RawMessage(f"{e.source}.raw", 0, i, e.key, e.value, seq.headers(e)) for i, e in enumerate(events)]
 

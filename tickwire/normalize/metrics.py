@@ -61,8 +61,15 @@ class Metrics:
         """Count one raw record's result (``res`` is a pipeline ``Result``)."""
         child = self.child
         child(self.raw_in, name).inc()
-        for o in res.outputs:
-            child(self.out, o.topic).inc()
+        outs = res.outputs
+        if len(outs) == 1:
+            child(self.out, outs[0].topic).inc()
+        elif outs:  # one inc per topic, not per record (an inc takes a lock: ~0.5 us)
+            per: dict[str, int] = {}
+            for o in outs:
+                per[o.topic] = per.get(o.topic, 0) + 1
+            for topic, n in per.items():
+                child(self.out, topic).inc(n)
         if res.status == "dlq":
             child(self.dlq, name, res.error_class or "").inc()
             if res.error_kind == "internal":

@@ -39,3 +39,17 @@ def test_dbn_events_decode_alone() -> None:
     recs = dec.decode()
     assert isinstance(recs[0], dbn.Metadata)
     assert len(recs) == 51
+
+
+def test_mixed_backlog_is_valid_input_for_the_normalizer() -> None:
+    # The backlog measures the canonical path: none of it may go to the DLQ (recorded frames stamped with
+    # the current time once did: their event times fell outside the event-time window).
+    from tickwire.bench import s_core
+
+    msgs = s_core.messages(data.mixed_backlog(20_000))
+    pipe = s_core._pipeline()
+    statuses = Counter(pipe.process(m).status for m in msgs)
+    assert statuses["dlq"] == 0 and statuses["ok"] > 0
+    envs = [Envelope.from_headers(m.headers) for m in msgs if m.topic in ("binance.raw", "coinbase.raw")]
+    recorded = [e for e in envs if not e.stream.startswith("rest.")]  # WebSocket frames of 2021 sessions
+    assert recorded and all(e.ts_recv < 1_700_000_000 * 10**9 for e in recorded)

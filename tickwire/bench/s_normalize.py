@@ -187,6 +187,8 @@ def normalize(ctx: Ctx) -> Outcome:
     res["ratio_to_ceiling"] = res["canonical_per_s"] / ceiling if ceiling else None
     if not ceiling:
         notes.append("ratio_to_ceiling not computed: the ceiling scenario did not run in this invocation")
+    if res["dlq"]:
+        notes.append(f"mixed backlog: {res['dlq']} raw records went to the DLQ (input measures the DLQ path)")
     if not res["drained"]:
         notes.append(
             f"mixed backlog NOT drained within {ctx.sizes.drain_timeout_s:.0f} s: rates are over the "

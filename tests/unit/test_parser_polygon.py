@@ -39,6 +39,7 @@ def test_stock_trade_spec_example_exact() -> None:
     assert (t.price, t.size) == (114_125_000_000, 100 * 10**9)
     assert t.ts_event == 1_536_036_818_784_000_000 and t.ts_recv == TS_RECV
     assert (t.side, t.side_rule, t.underlying, t.strike) == ("unknown", "none", None, None)
+    assert (t.tape, t.trf_id, t.trf_ts) == ("3", None, None)  # on the tape, not a TRF print
     assert (t.source, t.stream, t.session, t.seq, t.sub_seq) == ("polygon", "stocks", 7, 1, 0)
 
 
@@ -61,6 +62,7 @@ def test_fractional_size_ds_and_trf_fields() -> None:
     (t,) = parse(p)
     assert isinstance(t, Trade)
     assert (t.symbol, t.size, t.ts_event) == ("BRK.B", 5_250_000_000, 1_765_900_800_269_000_000)  # SIP time
+    assert (t.tape, t.trf_id, t.trf_ts) == ("1", "202", 1_765_900_800_267_000_000)  # TRF time ms -> ns
 
 
 def test_stock_quote_sizes_are_round_lots_option_quote_sizes_contracts() -> None:

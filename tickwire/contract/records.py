@@ -48,6 +48,9 @@ class Trade(Canonical, kw_only=True, frozen=True):
     expiry: dt.date | None = None
     right: OptionRight | None = None
     strike: int | None = None
+    tape: str | None = None  # US equities: consolidated tape (vendor's code)
+    trf_id: str | None = None  # off-exchange prints: Trade Reporting Facility id
+    trf_ts: int | None = None  # ... and its receive time, ns
 
 
 class Quote(Canonical, kw_only=True, frozen=True):

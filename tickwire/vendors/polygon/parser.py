@@ -8,9 +8,9 @@ Rules:
 - Asset class: a symbol ``O:...`` is an option (underlying, expiry, right and strike parsed from the OSI
   ticker from the right, roots vary in length), anything else an equity. Venue = the ``x`` exchange id.
 - Times: ``t`` (SIP time, ms) -> ``ts_event`` ns; bars use ``s`` (window start, ms) as the open time.
-- Stocks ``T``: ``i`` trade id, ``c`` conditions (ints as text), ``q`` vendor sequence. The tape ``z``
-  and the TRF fields (``trfi`` id, ``trft`` time) have no canonical field and are not carried; a
-  fractional ``ds`` size, when present, is the exact size. Side: not on the feed ("unknown", "none").
+- Stocks ``T``: ``i`` trade id, ``c`` conditions (ints as text), ``q`` vendor sequence, ``z`` tape ->
+  ``tape``, the TRF fields ``trfi`` -> ``trf_id`` and ``trft`` (ms) -> ``trf_ts`` (ns); a fractional
+  ``ds`` size, when present, is the exact size. Side: not on the feed ("unknown", "none").
 - Quote sizes: the stocks spec gives ``bs``/``as`` in round lots ("a bid size of 2 means 200 shares"),
   so stock quote sizes are multiplied by ``ROUND_LOT`` = 100 shares; option quote sizes are contracts,
   unchanged. Quote ``c`` (one int) is the condition; ``i`` indicators are not carried.
@@ -173,6 +173,9 @@ class PolygonParser:
                 expiry=opt.expiry if opt else None,
                 right=cast(OptionRight, opt.right) if opt else None,
                 strike=opt.strike if opt else None,
+                tape=None if ev.z is None else str(ev.z),
+                trf_id=None if ev.trfi is None else str(ev.trfi),
+                trf_ts=None if ev.trft is None else ev.trft * 1_000_000,
             )
         if isinstance(ev, wire.QuoteEv):
             lot = 1 if opt else ROUND_LOT

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from tickwire.contract.exact import ONE
 
@@ -82,6 +84,22 @@ def crypto_pair(base: str, quote: str) -> str:
     return f"{base.upper()}/{quote.upper()}"
 
 
+def add_crypto_pairs(
+    symbols: dict[str, str], entries: Iterable[Any], symbol_key: str, base_key: str, quote_key: str
+) -> None:
+    """Vendor symbol metadata -> ``symbols[entry[symbol_key]] = crypto_pair(base, quote)``, in place.
+
+    Entries that are not dicts or lack one of the three keys as a string are passed over, and so are
+    asset names outside the canonical grammar (their frames then go to the DLQ).
+    """
+    for e in entries:
+        if isinstance(e, dict) and all(isinstance(e.get(k), str) for k in (symbol_key, base_key, quote_key)):
+            try:
+                symbols[e[symbol_key]] = crypto_pair(e[base_key], e[quote_key])
+            except SymbolError:
+                continue
+
+
 def crypto_symbol(text: str) -> str:
     """``BTC-USD`` / ``btc/usd`` / ``BTC_USD`` -> ``BTC/USD``. Concatenated pairs (``BTCUSDT``) need
     exchange metadata: use :func:`crypto_pair` with the exchange's base/quote assets instead."""
@@ -90,6 +108,34 @@ def crypto_symbol(text: str) -> str:
         if found and base and quote and sep not in quote:
             return crypto_pair(base, quote)
     raise SymbolError(f"cannot split crypto pair {text!r}")
+
+
+class SymbolMemo:
+    """Bounded memo of a pure vendor-symbol -> canonical-symbol rule: ``SymbolMemo(rule)(raw) == rule(raw)``.
+
+    For fallback rules that are pure but cost more than a dict hit (suffix scans, splits and regexes).
+    A raw symbol the rule refuses (any exception) is not remembered, so it raises again on every call.
+    At ``max_size`` entries the memo starts over: memory stays bounded whatever symbols arrive.
+    """
+
+    __slots__ = ("_max_size", "_memo", "_rule")
+
+    def __init__(self, rule: Callable[[str], str], max_size: int = 100_000) -> None:
+        self._rule = rule
+        self._max_size = max_size
+        self._memo: dict[str, str] = {}
+
+    def __call__(self, raw: str) -> str:
+        found = self._memo.get(raw)
+        if found is None:
+            found = self._rule(raw)
+            if len(self._memo) >= self._max_size:
+                self._memo.clear()
+            self._memo[raw] = found
+        return found
+
+    def __len__(self) -> int:
+        return len(self._memo)
 
 
 # ---- timestamps -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import Bar, BookUpdate, Gap, Level, Quote, Timeframe, Trade
-from tickwire.contract.symbols import SymbolError, crypto_pair
+from tickwire.contract.symbols import SymbolMemo, add_crypto_pairs, crypto_pair
 from tickwire.vendors.binance import wire
 
 VENUE = "BINANCE"
@@ -66,14 +66,7 @@ class BinanceState:
     def load_exchange_info(self, info: Any) -> None:
         if not isinstance(info, dict) or not isinstance(info.get("symbols"), list):
             raise ParseError("exchangeInfo without a symbols list")
-        for s in info["symbols"]:
-            if isinstance(s, dict) and all(
-                isinstance(s.get(k), str) for k in ("symbol", "baseAsset", "quoteAsset")
-            ):
-                try:
-                    self.symbols[s["symbol"]] = crypto_pair(s["baseAsset"], s["quoteAsset"])
-                except SymbolError:
-                    continue  # an asset name outside the canonical grammar: its frames go to the DLQ
+        add_crypto_pairs(self.symbols, info["symbols"], "symbol", "baseAsset", "quoteAsset")
 
     def canonical(self, raw: Any) -> str:
         found = self.symbols.get(raw) if type(raw) is str else None  # wire symbols are upper case already
@@ -89,22 +82,14 @@ class BinanceState:
         return _by_suffix(sym)
 
 
-_SUFFIX_PAIRS: dict[str, str] = {}  # memo of the pure suffix rule: up to 34 endswith() calls per symbol
+def _suffix_rule(sym: str) -> str:
+    for q in QUOTE_SUFFIXES:
+        if sym.endswith(q) and len(sym) > len(q) and sym.isalnum():
+            return crypto_pair(sym[: -len(q)], q)
+    raise ParseError(f"unknown symbol {sym!r}")
 
 
-def _by_suffix(sym: str) -> str:
-    pair = _SUFFIX_PAIRS.get(sym)
-    if pair is None:
-        for q in QUOTE_SUFFIXES:
-            if sym.endswith(q) and len(sym) > len(q) and sym.isalnum():
-                pair = crypto_pair(sym[: -len(q)], q)
-                break
-        else:
-            raise ParseError(f"unknown symbol {sym!r}")
-        if len(_SUFFIX_PAIRS) >= 100_000:
-            _SUFFIX_PAIRS.clear()
-        _SUFFIX_PAIRS[sym] = pair
-    return pair
+_by_suffix = SymbolMemo(_suffix_rule)  # the pure suffix rule is up to 34 endswith() calls per symbol
 
 
 class BinanceParser:

@@ -34,7 +34,14 @@ from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import BookUpdate, Gap, Level, Quote, Side, Trade
-from tickwire.contract.symbols import SYMBOL_PATTERNS, SymbolError, crypto_pair, crypto_symbol, rfc3339_to_ns
+from tickwire.contract.symbols import (
+    SYMBOL_PATTERNS,
+    SymbolError,
+    SymbolMemo,
+    add_crypto_pairs,
+    crypto_symbol,
+    rfc3339_to_ns,
+)
 from tickwire.vendors.coinbase import wire
 
 VENUE = "COINBASE"
@@ -62,14 +69,7 @@ class CoinbaseState:
     def load_products(self, products: Any) -> None:
         if not isinstance(products, list):
             raise ParseError("products answer is not a list")
-        for p in products:
-            if isinstance(p, dict) and all(
-                isinstance(p.get(k), str) for k in ("id", "base_currency", "quote_currency")
-            ):
-                try:
-                    self.symbols[p["id"]] = crypto_pair(p["base_currency"], p["quote_currency"])
-                except SymbolError:
-                    continue  # an asset name outside the canonical grammar: its frames go to the DLQ
+        add_crypto_pairs(self.symbols, products, "id", "base_currency", "quote_currency")
 
     def canonical(self, raw: Any) -> str:
         pid = h.text(raw, "product_id")
@@ -82,22 +82,17 @@ class CoinbaseState:
         return symbol in self.trades.needs_resync or symbol in self.full.needs_resync
 
 
-_PAIRS: dict[str, str] = {}  # memo of the pure split rule (a split, two upper() and a regex per call)
-
-
-def _split_pair(pid: str) -> str:
-    sym = _PAIRS.get(pid)
-    if sym is None:
-        try:
-            sym = crypto_symbol(pid)
-        except SymbolError:
-            sym = ""
-        if not SYMBOL_PATTERNS["crypto"].match(sym):
-            raise ParseError(f"unknown symbol {pid!r}")
-        if len(_PAIRS) >= 100_000:
-            _PAIRS.clear()
-        _PAIRS[pid] = sym
+def _split_rule(pid: str) -> str:
+    try:
+        sym = crypto_symbol(pid)
+    except SymbolError:
+        sym = ""
+    if not SYMBOL_PATTERNS["crypto"].match(sym):
+        raise ParseError(f"unknown symbol {pid!r}")
     return sym
+
+
+_split_pair = SymbolMemo(_split_rule)  # the pure split rule is a split, two upper() and a regex per call
 
 
 class CoinbaseParser:

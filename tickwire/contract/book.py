@@ -28,6 +28,7 @@ from tickwire.contract import jsonlimits
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import UNITS_CACHE, AmountError, int_to_units, parse_units
 from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.records import Level
 
 # Keys (symbols) tracked per mechanism. Symbols come from the input: past this many the oldest key is
 # forgotten (its next update starts afresh, as after a restart), so made-up symbols cannot grow state.
@@ -210,6 +211,13 @@ def size_text(v: str, what: str) -> int:
     if n is None or n < 0:
         return size(v, what)  # first sight, or negative: the full path (and its exact error)
     return n
+
+
+def levels(raw: Any, what: str) -> tuple[Level, ...]:
+    """Book levels given as ``[[price, size], ...]`` (exact decimal text or JSON numbers)."""
+    if not isinstance(raw, list):
+        raise ParseError(f"{what} is not a list")
+    return tuple(Level(size(p, f"{what} price"), size(q, f"{what} size")) for p, q in raw)
 
 
 def integer(v: Any, what: str) -> int:

@@ -292,12 +292,6 @@ def _kline(d: dict[str, Any], env: Envelope, state: BinanceState) -> ParseOutput
     return ParseOutput(records=[bar])
 
 
-def _levels(raw: Any, what: str) -> tuple[Level, ...]:
-    if not isinstance(raw, list):
-        raise ParseError(f"{what} is not a list")
-    return tuple(Level(h.size(p, f"{what} price"), h.size(q, f"{what} size")) for p, q in raw)
-
-
 def _depth(d: dict[str, Any], env: Envelope, state: BinanceState) -> ParseOutput:
     symbol = state.canonical(d["s"])
     first, last = h.integer(d["U"], "U"), h.integer(d["u"], "u")
@@ -306,8 +300,8 @@ def _depth(d: dict[str, Any], env: Envelope, state: BinanceState) -> ParseOutput
     base = _base(env, symbol, h.integer(d["E"], "E") * MS)
     rec = BookUpdate(
         **base,
-        bids=_levels(d["b"], "bids"),
-        asks=_levels(d["a"], "asks"),
+        bids=h.levels(d["b"], "bids"),
+        asks=h.levels(d["a"], "asks"),
         first_update_id=first,
         last_update_id=last,
     )
@@ -357,8 +351,8 @@ def _rest(doc: Any, env: Envelope, state: BinanceState) -> ParseOutput:
     last = h.integer(doc["lastUpdateId"], "lastUpdateId")
     rec = BookUpdate(
         **_base(env, symbol, env.ts_recv),
-        bids=_levels(doc["bids"], "bids"),
-        asks=_levels(doc["asks"], "asks"),
+        bids=h.levels(doc["bids"], "bids"),
+        asks=h.levels(doc["asks"], "asks"),
         snapshot=True,
         last_update_id=last,
         depth=int(limit) if limit.isdigit() else None,

@@ -325,17 +325,11 @@ def _ticker(d: dict[str, Any], env: Envelope, state: CoinbaseState) -> ParseOutp
     return ParseOutput(records=[quote])
 
 
-def _levels(raw: Any, what: str) -> tuple[Level, ...]:
-    if not isinstance(raw, list):
-        raise ParseError(f"{what} is not a list")
-    return tuple(Level(h.size(p, f"{what} price"), h.size(q, f"{what} size")) for p, q in raw)
-
-
 def _book(d: dict[str, Any], env: Envelope, state: CoinbaseState, *, snapshot: bool) -> ParseOutput:
     symbol = state.canonical(d["product_id"])
     ts = iso_to_ns(d["time"]) if snapshot is False or "time" in d else env.ts_recv
     if snapshot:
-        bids, asks = _levels(d["bids"], "bids"), _levels(d["asks"], "asks")
+        bids, asks = h.levels(d["bids"], "bids"), h.levels(d["asks"], "asks")
     else:
         changes = d["changes"]
         if not isinstance(changes, list):

@@ -4,10 +4,14 @@ publishes that vendor's files to its raw topic. Each target is imported only whe
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 from tickwire import vendors
 from tickwire.contract.adapter import RawSink
+from tickwire.logs import kv
+
+log = logging.getLogger(__name__)
 
 
 def _targets() -> dict[str, tuple[str, str]]:
@@ -38,10 +42,22 @@ def main(argv: list[str]) -> int:
     if name == "offsets":
         rc: int = module.main(rest)
         return rc
-    from tickwire.ingest.producer import RawProducer
+    from tickwire.ingest.producer import EXIT_FATAL, FatalProducerError, RawProducer
+
+    sinks: list[RawProducer] = []
 
     def make_sink(bootstrap: str, client_id: str, queue_max_kbytes: int) -> RawSink:
-        return RawProducer(bootstrap, client_id=client_id, queue_max_kbytes=queue_max_kbytes)
+        sinks.append(RawProducer(bootstrap, client_id=client_id, queue_max_kbytes=queue_max_kbytes))
+        return sinks[-1]
 
-    rc = module.main(rest, make_sink)
+    # A fatal producer error ends the replay as it ends a live producer: ``produce`` raises it (the
+    # target's own ``finally`` flushes), or it arrived during the last polls/flush; either way exit 4.
+    try:
+        rc = module.main(rest, make_sink)
+        for sink in sinks:
+            sink.check_fatal()
+    except FatalProducerError as exc:
+        log.error("fatal producer error, stopping %s", kv(target=name, error=exc))
+        print(f"tickwire replay {name}: stopped on a fatal producer error (see log)", file=sys.stderr)
+        return EXIT_FATAL
     return rc

@@ -278,3 +278,35 @@ def test_cli_rejects_non_dbn_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.dbn"
     bad.write_bytes(b"not dbn at all")
     assert replay.main(["dbn", str(bad), "--no-progress"]) == 2
+
+
+def test_fatal_producer_error_exits_4_and_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fatal producer error mid-replay: exit ``EXIT_FATAL`` (as the live producers) and one error line."""
+    import logging
+
+    from confluent_kafka import KafkaError
+
+    from tickwire import replay
+    from tickwire.ingest import producer
+
+    class FatalAfterFirst(producer.RawProducer):
+        def produce(self, *args: Any, **kwargs: Any) -> bool:
+            ok = super().produce(*args, **kwargs)
+            self._on_error(KafkaError(KafkaError._FATAL, "out-of-order sequence", fatal=True))
+            return ok
+
+        def flush(self, timeout: float = 30.0) -> int:
+            self._p.purge()  # never connects (no broker): drop what is queued instead of waiting
+            return super().flush(0)
+
+    monkeypatch.setattr(producer, "RawProducer", FatalAfterFirst)
+    monkeypatch.setattr("tickwire.vendors.databento.replay.setup", lambda: None)
+    p = dbn_gen.write(tmp_path / "t.dbn", "trades", 50, seed=5)
+    with caplog.at_level(logging.ERROR, logger="tickwire.replay"):
+        rc = replay.main(["dbn", str(p), "--bootstrap", "127.0.0.1:1", "--batch", "10", "--no-progress"])
+    assert rc == producer.EXIT_FATAL == 4
+    lines = [r for r in caplog.records if r.name == "tickwire.replay" and r.levelno == logging.ERROR]
+    assert len(lines) == 1 and "fatal producer error" in lines[0].getMessage()
+    assert "_FATAL" in lines[0].getMessage()

@@ -205,6 +205,7 @@ def test_unknown_ev_skipped_beside_known_only_unknown_is_an_error() -> None:
         b'[{"ev":"T","sym":"SPY","p":1,"s":1,"t":1765900800004000}]',  # ns where ms belong: far future
         b'[{"ev":"T","sym":"O:SPY25121C00676000","p":1,"s":1,"t":1765900800004}]',  # bad OSI ticker
         b'[{"ev":"T","sym":"SPY","s":1,"t":1765900800004}]',  # no price
+        b'[{"ev":"T","sym":"SPY","p":1,"s":1,"t":1765900800004,"trft":99999999999999999999}]',  # TRF time
     ],
 )
 def test_bad_frames_are_parse_errors(payload: bytes) -> None:

@@ -175,7 +175,7 @@ class PolygonParser:
                 strike=opt.strike if opt else None,
                 tape=None if ev.z is None else str(ev.z),
                 trf_id=None if ev.trfi is None else str(ev.trfi),
-                trf_ts=None if ev.trft is None else ev.trft * 1_000_000,
+                trf_ts=None if ev.trft is None else _ts(ev.trft, env.ts_recv),
             )
         if isinstance(ev, wire.QuoteEv):
             lot = 1 if opt else ROUND_LOT

@@ -12,6 +12,8 @@ import databento_dbn as dbn
 import pytest
 
 from tests.fixtures import dbn_gen
+from tickwire.contract.envelope import Envelope
+from tickwire.replay import MarkedSink
 from tickwire.vendors.databento.replay import (
     DbnFile,
     Replayer,
@@ -305,8 +307,28 @@ def test_fatal_producer_error_exits_4_and_logs(
     monkeypatch.setattr("tickwire.vendors.databento.replay.setup", lambda: None)
     p = dbn_gen.write(tmp_path / "t.dbn", "trades", 50, seed=5)
     with caplog.at_level(logging.ERROR, logger="tickwire.replay"):
-        rc = replay.main(["dbn", str(p), "--bootstrap", "127.0.0.1:1", "--batch", "10", "--no-progress"])
+        # No broker here: a raw topic no pipeline reads keeps session markers (which need one) off.
+        argv = ["dbn", str(p), "--bootstrap", "127.0.0.1:1", "--topic", "unit.raw", "--batch", "10"]
+        rc = replay.main([*argv, "--no-progress"])
     assert rc == producer.EXIT_FATAL == 4
     lines = [r for r in caplog.records if r.name == "tickwire.replay" and r.levelno == logging.ERROR]
     assert len(lines) == 1 and "fatal producer error" in lines[0].getMessage()
     assert "_FATAL" in lines[0].getMessage()
+
+
+def test_marked_sink_passes_records_through_and_keeps_markers_off_for_a_topic_no_pipeline_reads() -> None:
+    """Markers need a ``<prefix><source>.raw`` topic; records to any other go straight through."""
+    inner = Sink()
+    sink = MarkedSink(inner, "127.0.0.1:1")  # type: ignore[arg-type]  # never connects: markers are off
+    for seq in (1, 2, 3):
+        headers = Envelope("databento", "replay.X", 77, seq, 10 + seq, "dbn", "v").to_headers()
+        assert sink.produce("test.databento.raw-1", b"p%d" % seq, b"replay.X", headers, stream="replay.X")
+    assert [(t, v, k) for t, v, k, _ in inner.sent] == [
+        ("test.databento.raw-1", b"p1", b"replay.X"),
+        ("test.databento.raw-1", b"p2", b"replay.X"),
+        ("test.databento.raw-1", b"p3", b"replay.X"),
+    ]
+    assert sink.markers == {("databento", "replay.X"): None}
+    assert sink.last_seq == {("databento", "replay.X"): 3}
+    assert sink.codec is None  # no marker, no codec built
+    sink.stop()  # nothing to mark

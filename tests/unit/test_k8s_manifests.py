@@ -84,8 +84,8 @@ def test_every_role_has_image_probes_resources_config_and_runs_non_root() -> Non
         assert c["args"][0] in ROLES, name
         port = int(c["args"][c["args"].index("--metrics-port") + 1])
         assert c["ports"] == [{"name": "metrics", "containerPort": port}], name
-        for probe in ("readinessProbe", "livenessProbe"):
-            assert c[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, (name, probe)
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+            assert c[probe]["httpGet"] == {"path": path, "port": "metrics"}, (name, probe)
         for kind in ("requests", "limits"):
             assert set(c["resources"][kind]) == {"cpu", "memory"}, name
         refs = c["envFrom"]

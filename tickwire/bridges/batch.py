@@ -301,4 +301,5 @@ class BridgeLoop:
             session_timeout_ms=s.session_timeout_ms,
             retry_base_s=s.retry_base_s,
             retry_cap_s=s.retry_max_s,
+            loop_stall_s=s.loop_stall_s,
         )

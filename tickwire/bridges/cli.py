@@ -82,8 +82,9 @@ def main(argv: list[str]) -> int:
         logs.setup(settings.log_level)
         sink = nats_bridge.build(settings)
     if settings.metrics_port:
-        from tickwire.runtime.httpd import serve
+        from tickwire.runtime.httpd import HEALTH, serve
 
+        HEALTH.liveness("loop", sink.heartbeat.check)  # a wedged sink loop: restart (/healthz 503)
         serve(settings.metrics_port, settings.metrics_host)  # /metrics, /healthz, /readyz
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Finish the batch, commit what was written, leave the group.

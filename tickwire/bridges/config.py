@@ -55,6 +55,9 @@ class _BridgeSettings(ProcessSettings):
     # on a key its records go to bridge.<name>.dlq; later records on it go there at once for poison_ttl_s.
     permanent_error_attempts: int = Field(5, ge=1)
     poison_ttl_s: float = Field(60.0, gt=0)
+    # Liveness (/healthz) fails when the sink loop has not run for this long (a wedged write or poll; a
+    # write being retried stays alive). Above its longest blocking call, the 30 s DLQ flush (runtime/sink.py).
+    loop_stall_s: float = Field(60.0, gt=0)
     metrics_port: int = 0  # 0 = no Prometheus HTTP endpoint
     metrics_host: str = "127.0.0.1"  # the endpoint's bind address (loopback unless asked)
     log_level: str = "INFO"

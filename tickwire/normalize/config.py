@@ -52,6 +52,9 @@ class NormalizerSettings(ProcessSettings):
     static_membership: bool = False  # KIP-345 membership per instance_id (restarts keep partitions)
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 10_000
+    # Liveness (/healthz) fails when the worker loop has not run for this long (the limit's reasoning:
+    # tickwire.runtime.config ``loop_stall_s``).
+    loop_stall_s: float = Field(default=60.0, gt=0)
     # Sources whose trades are aggregated into 1-minute bars (vendors without usable vendor bars).
     # Empty = the vendors whose registry row says ``bar_source`` (tickwire/vendors/<name>/__init__.py).
     bar_sources: str = ""

@@ -43,6 +43,10 @@ class _Base(BaseModel):
     lag_interval_s: float = Field(default=1.0, gt=0)  # how often the lag gauge is refreshed
     retry_base_s: float = Field(default=0.1, gt=0)
     retry_cap_s: float = Field(default=5.0, gt=0)
+    # Liveness (/healthz) fails when the main loop has not run for this long. Above the longest ordinary
+    # blocking call of a cycle: the 30 s in-flight drain (commit_timeout_s). The longer bounded calls
+    # (commit, abort, assign + restore, startup) extend it by their own timeouts (worker.py).
+    loop_stall_s: float = Field(default=60.0, gt=0)
     client_id: str = ""
 
     def common_conf(self) -> dict[str, Any]:

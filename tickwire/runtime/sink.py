@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tickwire.backoff import Backoff
 from tickwire.contract.kafka_security import client_conf
 from tickwire.logs import kv
+from tickwire.runtime.httpd import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class SinkConfig(BaseModel):
     isolation_level: str = "read_uncommitted"
     retry_base_s: float = Field(0.2, gt=0)
     retry_cap_s: float = Field(5.0, gt=0)
+    # Liveness (/healthz) fails when the loop has not run for this long. Above the longest blocking call
+    # of one iteration: the DLQ flush (30 s, bridges/batch.py); Redis ops time out after 5 s, JetStream
+    # acks after ack_timeout_s (5 s), retry waits after retry_cap_s, and each retry wait stamps.
+    loop_stall_s: float = Field(60.0, gt=0)
 
     def consumer_conf(self) -> dict[str, Any]:
         conf: dict[str, Any] = client_conf(self.bootstrap_servers) | {
@@ -97,6 +102,8 @@ class SinkWorker:
         self._reassigned = False
         self._last_commit = time.monotonic()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge-poll")
+        # Deep liveness: stamped every loop iteration and retry wait (see httpd.Heartbeat).
+        self.heartbeat = Heartbeat(cfg.group_id, cfg.loop_stall_s)
 
     def stop(self) -> None:
         """Finish the batch (or give up the retry), commit what was written, leave the group."""
@@ -164,6 +171,7 @@ class SinkWorker:
         bo = Backoff(initial_s=self.cfg.retry_base_s, max_s=self.cfg.retry_cap_s)
         loop = asyncio.get_running_loop()
         while True:
+            self.heartbeat.beat()  # a retry wait is the loop alive and retrying (readiness), not wedged
             if self._reassigned and self.on_assign is not None:
                 self._reassigned = False
                 await self.on_assign()
@@ -197,6 +205,7 @@ class SinkWorker:
                 await self.on_start()
             carry: list[Message] = []
             while not self._stop:
+                self.heartbeat.beat()
                 batch = await self._next_batch(carry)
                 carry = await self._write(batch) if batch else []
                 if time.monotonic() - self._last_commit >= self.cfg.commit_interval_s:
@@ -209,4 +218,5 @@ class SinkWorker:
             finally:
                 self._consumer.close()  # leaves the group: partitions move at once
                 self._pool.shutdown(wait=False)
+                self.heartbeat.close()
                 log.info("sink stopped %s", kv(group=self.cfg.group_id))

@@ -21,12 +21,16 @@ from tickwire.logs import kv
 from tickwire.runtime.config import StreamConfig, batch_for
 from tickwire.runtime.errors import FatalRuntimeError, Rollback
 from tickwire.runtime.group import GroupMember
+from tickwire.runtime.httpd import Heartbeat
 from tickwire.runtime.processor import TP, Context, Headers, Message, Processor
 from tickwire.runtime.state import PartitionState, changelog_topic, ensure_changelogs, restore
 
 log = logging.getLogger(__name__)
 
 _EOF = KafkaError._PARTITION_EOF
+# Heartbeat grace of the bounded calls longer than the loop's stall limit (tickwire.runtime.httpd):
+_SETUP_S = 60.0  # ensure_changelogs: up to four 15 s list/create/visibility waits (runtime/state.py)
+_COMMITTED_S = 60.0  # consumer.committed(timeout=60) in GroupMember._on_assign (runtime/group.py)
 
 
 class StreamWorker(GroupMember):
@@ -49,6 +53,8 @@ class StreamWorker(GroupMember):
         self._backoff = Backoff(cfg.retry_base_s, cfg.retry_cap_s)  # between rolled-back cycles
         self._delivery_error: KafkaError | None = None
         self.transactional_id = cfg.transactional_id() if self.eos else None
+        # Deep liveness: stamped every loop iteration; a wedged loop fails /healthz (see httpd.Heartbeat).
+        self.heartbeat = Heartbeat(cfg.group_id, cfg.loop_stall_s)
 
     # -- run --
 
@@ -56,6 +62,7 @@ class StreamWorker(GroupMember):
         """Process until ``stop()``; 0 after a clean stop. Raises ``FatalRuntimeError`` when the worker
         cannot continue safely (the process should exit non-zero and be restarted)."""
         cfg = self.scfg
+        self.heartbeat.beat(grace_s=_SETUP_S + cfg.commit_timeout_s)  # + init_transactions
         if cfg.stateful:
             ensure_changelogs(
                 AdminClient(cfg.admin_conf()), self.app_id, cfg.topics, cfg.changelog_replication_factor
@@ -74,6 +81,7 @@ class StreamWorker(GroupMember):
         return 0
 
     def _step(self) -> None:
+        self.heartbeat.beat()
         now = time.monotonic()
         timeout = self.cfg.poll_timeout_ms / 1000
         if self._cycle_records:
@@ -220,6 +228,9 @@ class StreamWorker(GroupMember):
         """Commit the open cycle; raises Rollback (cycle undone by the caller) or FatalRuntimeError."""
         if not self._cycle_records and not self._in_txn:
             return
+        # send_offsets, then commit attempts until a deadline (each up to the timeout); at-least-once:
+        # drain (up to the timeout) and a synchronous offset commit.
+        self.heartbeat.beat(grace_s=3 * self.scfg.commit_timeout_s)
         t0 = time.perf_counter()
         try:
             self.processor.before_commit(list(self.states))
@@ -289,6 +300,8 @@ class StreamWorker(GroupMember):
     def _rollback(self, rb: Rollback, *, backoff_after: bool = True, leaving: list[TP] | None = None) -> None:
         """Undo the open cycle: abort, state back to the last commit, every partition to its offset."""
         self.metrics.abort(rb.reason)
+        # abort_transaction or a drain (each up to the commit timeout), then the backoff delay.
+        self.heartbeat.beat(grace_s=2 * self.scfg.commit_timeout_s + self.scfg.retry_cap_s)
         log.warning("rolling back %s", kv(group=self.cfg.group_id, reason=rb, records=self._cycle_records))
         if self.eos:
             if self._in_txn:
@@ -315,6 +328,11 @@ class StreamWorker(GroupMember):
             self._sleep(self._backoff.next_delay())
 
     # -- rebalance hooks --
+
+    def _on_assign(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        # Runs inside consume(): committed offsets (stable offsets may wait), then the state restore.
+        self.heartbeat.beat(grace_s=_COMMITTED_S + self.scfg.restore_timeout_s)
+        super()._on_assign(consumer, parts)
 
     def _assigned(self, tps: list[TP]) -> None:
         restored: dict[Any, dict[bytes, bytes]] = {}
@@ -370,3 +388,4 @@ class StreamWorker(GroupMember):
         if self._restorer is not None:
             self._restorer.close()
         self.producer = None
+        self.heartbeat.close()

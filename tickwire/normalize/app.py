@@ -89,6 +89,7 @@ def stream_config(s: NormalizerSettings, vendors: list[str]) -> StreamConfig:
         linger_ms=s.producer_linger_ms,
         session_timeout_ms=s.session_timeout_ms,
         transaction_timeout_ms=s.transaction_timeout_ms,
+        loop_stall_s=s.loop_stall_s,
         client_id=f"{s.effective_app_id}-{s.instance_id or 'worker'}",
     )
 
@@ -138,6 +139,8 @@ class NormalizeProcessor(Processor):
         return f"retrying after an infrastructure error: {o[1]}"
 
     def before_commit(self, tps: list[TP]) -> None:
+        if self.metrics is not None:
+            self.metrics.flush()
         # Parser state goes into the store once per commit, not per record (it is a snapshot).
         for tp in tps:
             st = self._states.get(tp)
@@ -148,6 +151,8 @@ class NormalizeProcessor(Processor):
         self._states[tp] = state
 
     def on_reset(self, tps: list[TP], reason: str) -> None:
+        if self.metrics is not None and reason == "abort":
+            self.metrics.discard()  # the cycle's records are processed again
         for tp in tps:
             self.pipeline.forget_partition(tp.topic, tp.partition)
             if reason != "abort":
@@ -207,6 +212,7 @@ def main(argv: list[str]) -> int:
         from tickwire.runtime.httpd import HEALTH, serve
 
         HEALTH.liveness("worker", lambda: None if worker.fatal is None else f"fatal: {worker.fatal}")
+        HEALTH.liveness("loop", worker.heartbeat.check)  # a wedged worker loop: restart (/healthz 503)
         HEALTH.readiness("outage", processor.outage)
         serve(s.metrics_port, "127.0.0.1")
     log.info(

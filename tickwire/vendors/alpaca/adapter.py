@@ -24,6 +24,7 @@ from tickwire.contract.adapter import (
     SymbolLimitError,
     VendorWarning,
 )
+from tickwire.contract.adapter_base import AdapterBase, await_frame
 from tickwire.contract.settings import is_local_url
 from tickwire.logs import kv
 from tickwire.vendors.alpaca.settings import AlpacaSettings
@@ -39,7 +40,7 @@ AUTH_CODES = frozenset({401, 402, 404})
 HANDSHAKE_TIMEOUT_S = 15.0
 
 
-class AlpacaAdapter:
+class AlpacaAdapter(AdapterBase):
     source = SOURCE
 
     def __init__(self, settings: AlpacaSettings, *, feed: str, url: str | None = None) -> None:
@@ -57,9 +58,6 @@ class AlpacaAdapter:
 
     # -- connection --
 
-    def url(self, subs: Subs) -> str:
-        return self._url
-
     def http_headers(self) -> list[str]:
         return ["Content-Type: application/msgpack"] if self.msgpack else []
 
@@ -76,27 +74,16 @@ class AlpacaAdapter:
         log.info("authenticated %s", kv(stream=self.stream))
 
     def _await(self, conn: Conn, msg: str) -> None:
-        while True:
-            frame = conn.recv(HANDSHAKE_TIMEOUT_S)
-            self.check(frame)
-            for m in self._messages(frame):
-                if m.get("T") == "success" and m.get("msg") == msg:
-                    return
+        def found(frame: bytes) -> bool:
+            return any(m.get("T") == "success" and m.get("msg") == msg for m in self._messages(frame))
 
-    def subscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._action("subscribe", subs)
+        await_frame(conn, HANDSHAKE_TIMEOUT_S, self.check, found)
 
-    def unsubscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._action("unsubscribe", subs)
-
-    def _action(self, action: str, subs: Subs) -> list[Frame]:
+    def action_frames(self, verb: str, subs: Subs) -> list[Frame]:
         body: dict[str, Any] = {t: sorted(s) for t, s in subs.items() if s}
         if not body:
             return []
-        return [self._encode({"action": action, **body})]
-
-    def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
-        return []
+        return [self._encode({"action": verb, **body})]
 
     # -- frames --
 

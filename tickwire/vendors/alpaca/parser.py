@@ -31,7 +31,7 @@ import msgspec
 
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import MAX_ABS, ONE, UNITS_CACHE, AmountError, float_to_units, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput, count_skipped
+from tickwire.contract.parser import ParseError, ParseOutput, count_skipped, record_base
 from tickwire.contract.records import (
     AssetClass,
     Bar,
@@ -211,17 +211,10 @@ class AlpacaParser:
         if asset == "option":
             opt = parse_option(raw_symbol)
             symbol = opt.symbol
-        common: dict[str, Any] = {
-            "symbol": symbol,
-            "asset_class": asset,
-            "source": self.source,
-            "stream": env.stream,
-            "session": env.session,
-            "seq": env.seq,
-            "sub_seq": i,
-            "ts_event": _ts(m["t"], env.ts_recv),
-            "ts_recv": env.ts_recv,
-        }
+        venue = m.get("x") if t == "t" else None  # only trades name their venue
+        common = record_base(
+            env, symbol, asset, _ts(m["t"], env.ts_recv), venue=venue, sub_seq=i, source=self.source
+        )
         if t == "t":
             tks = m.get("tks")
             side: Side = "buy" if tks == "B" else "sell" if tks == "S" else "unknown"
@@ -230,7 +223,6 @@ class AlpacaParser:
             trade_id = m.get("i")
             return Trade(
                 **common,
-                venue=m.get("x"),
                 price=_price(m["p"], "p"),
                 size=_size(m["s"], "s"),
                 side=side,
@@ -310,6 +302,8 @@ def _typed(m: Any, i: int, env: Envelope, asset: AssetClass) -> Record:
         symbol = opt.symbol
     ts_event = _ts(m.t, env.ts_recv)
     cls = type(m)
+    # Trades and quotes (most of the feed) by keywords: ``record_base``'s dict and ``**`` cost about a
+    # fifth of the time of such a record (measured on the typed path).
     if cls is wire.TradeMsg:
         tks = m.tks
         side: Side = "buy" if tks == "B" else "sell" if tks == "S" else "unknown"
@@ -355,17 +349,7 @@ def _typed(m: Any, i: int, env: Envelope, asset: AssetClass) -> Record:
             ask_venue=m.ax,
             conditions=_conditions(m.c),
         )
-    common: dict[str, Any] = {
-        "symbol": symbol,
-        "asset_class": asset,
-        "source": "alpaca",
-        "stream": env.stream,
-        "session": env.session,
-        "seq": env.seq,
-        "sub_seq": i,
-        "ts_event": ts_event,
-        "ts_recv": env.ts_recv,
-    }
+    common = record_base(env, symbol, asset, ts_event, sub_seq=i, source="alpaca")
     if cls is wire.OrderbookMsg:
         return BookUpdate(
             **common,

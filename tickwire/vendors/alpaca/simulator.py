@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -19,8 +18,9 @@ import msgpack
 import msgspec
 from websockets.http11 import Request
 
-from tickwire.simulators.base import Conn, SimServer
+from tickwire.simulators.base import Conn
 from tickwire.simulators.market import Walk, fmt_trim, now_ns, paced, rfc3339_ns
+from tickwire.simulators.market_server import MarketSim
 
 Event = dict[str, Any]
 STOCK_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
@@ -75,7 +75,7 @@ def _mp_default(v: Any) -> Any:
     raise TypeError(f"cannot pack {type(v)}")
 
 
-class AlpacaSimulator(SimServer):
+class AlpacaSimulator(MarketSim):
     name = "alpaca"
 
     def __init__(
@@ -83,8 +83,6 @@ class AlpacaSimulator(SimServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        mode: str = "generate",
-        rate: float = 20.0,
         symbols: Iterable[str] = DEFAULT_SYMBOLS,
         batch: int = 1,
         credentials: dict[str, str] | None = None,
@@ -92,16 +90,14 @@ class AlpacaSimulator(SimServer):
         symbol_limit: int | None = None,
         sip_keys: set[str] | None = None,
         bar_interval: float = 60.0,
-        seed: int | None = None,
-        **kw: Any,
+        **kw: Any,  # mode, rate, seed: see MarketSim
     ) -> None:
         super().__init__(host, port, **kw)
-        self.mode, self.rate, self.batch = mode, rate, max(1, batch)
+        self.batch = max(1, batch)
         self.symbols = list(symbols)
         self.credentials = credentials  # None: any non-empty key/secret is accepted
         self.auth_timeout, self.symbol_limit, self.sip_keys = auth_timeout, symbol_limit, sip_keys
         self.bar_interval = bar_interval
-        self.rng = random.Random(seed)
         self.keys_in_use: dict[str, int] = {}  # key -> conn id (one connection per key)
         self._walks = {s: Walk(self._start_price(s), 100, 3, self.rng) for s in self.symbols}
         self._trade_id = dict.fromkeys(self.symbols, 1)

@@ -38,7 +38,7 @@ import msgspec
 from tickwire.contract import jsonlimits
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import AmountError, decimal_to_units, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.parser import ParseError, ParseOutput, record_base
 from tickwire.contract.records import (
     IndicatorPoint,
     NewsArticle,
@@ -173,17 +173,8 @@ class AlphaVantageParser:
 
     @staticmethod
     def _base(env: Envelope, symbol: str, sub_seq: int, ts_event: int) -> dict[str, Any]:
-        return {
-            "symbol": symbol,
-            "asset_class": "equity",  # the symbol is the underlying / the company
-            "source": SOURCE,
-            "stream": env.stream,
-            "session": env.session,
-            "seq": env.seq,
-            "sub_seq": sub_seq,
-            "ts_event": ts_event,
-            "ts_recv": env.ts_recv,
-        }
+        # asset class equity: the symbol is the underlying / the company
+        return record_base(env, symbol, "equity", ts_event, sub_seq=sub_seq, source=SOURCE)
 
     def _options(
         self, payload: bytes, env: Envelope, ctx: dict[str, str], state: AlphaVantageState

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from tickwire.contract.adapter import Conn, Frame, Subs, VendorWarning
+from tickwire.contract.adapter import Frame, Subs, VendorWarning
+from tickwire.contract.adapter_base import AdapterBase, add_rest_url_argument
 from tickwire.vendors.binance.settings import BinanceSettings
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,13 @@ MAX_PARAMS = 200  # streams per SUBSCRIBE message: stays far under Binance's mes
 _STREAM_PREFIX = b'{"stream":"'
 
 
-class BinanceAdapter:
+class BinanceAdapter(AdapterBase):
     source = SOURCE
     stream = "spot"
     content_type = "json"
     control_vendor = SOURCE
+    subscribe_verb, unsubscribe_verb = "SUBSCRIBE", "UNSUBSCRIBE"
+    # public streams: nothing to authenticate (AdapterBase.handshake)
 
     def __init__(
         self, settings: BinanceSettings, *, url: str | None = None, rest_url: str | None = None
@@ -42,30 +45,18 @@ class BinanceAdapter:
         self._ids = itertools.count(1)
         self._symbols: set[str] = set()  # every symbol subscribed so far (exchangeInfo filter)
 
-    def url(self, subs: Subs) -> str:
-        return self._url
-
-    def http_headers(self) -> list[str]:
-        return []
-
-    def handshake(self, conn: Conn) -> None:
-        """Public streams: nothing to authenticate."""
-
-    def _method(self, method: str, subs: Subs) -> list[Frame]:
+    def action_frames(self, verb: str, subs: Subs) -> list[Frame]:
         params = sorted(f"{sym.lower()}@{channel}" for channel, syms in subs.items() for sym in syms)
         out: list[Frame] = []
         for i in range(0, len(params), MAX_PARAMS):
-            body = {"method": method, "params": params[i : i + MAX_PARAMS], "id": next(self._ids)}
+            body = {"method": verb, "params": params[i : i + MAX_PARAMS], "id": next(self._ids)}
             out.append(orjson.dumps(body).decode())
         return out
 
     def subscribe_frames(self, subs: Subs) -> list[Frame]:
         for syms in subs.values():
             self._symbols.update(s.upper() for s in syms)
-        return self._method("SUBSCRIBE", subs)
-
-    def unsubscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._method("UNSUBSCRIBE", subs)
+        return super().subscribe_frames(subs)
 
     def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
         reqs: list[tuple[str, str, str | None]] = []
@@ -110,8 +101,7 @@ def default_subs(settings: BinanceSettings) -> Subs:
     return {c: frozenset(s.upper() for s in settings.symbols) for c in settings.channels}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rest-url", help="REST base URL for side fetches")
+add_arguments = add_rest_url_argument  # ``tickwire ingest``'s options of this vendor: only --rest-url
 
 
 def build(

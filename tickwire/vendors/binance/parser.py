@@ -33,8 +33,8 @@ import msgspec
 
 from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
-from tickwire.contract.parser import ParseError, ParseOutput
-from tickwire.contract.records import Bar, BookUpdate, Gap, Level, Quote, Timeframe, Trade
+from tickwire.contract.parser import ParseError, ParseOutput, book_update, check_gap, record_base
+from tickwire.contract.records import Bar, BookUpdate, Level, Quote, Timeframe, Trade
 from tickwire.contract.symbols import SymbolMemo, add_crypto_pairs, crypto_pair
 from tickwire.vendors.binance import wire
 
@@ -189,20 +189,8 @@ def _depth_typed(m: wire.DepthUpdate, env: Envelope, state: BinanceState) -> Par
     # needs no record (replayed and overlapping diffs are common: skip building what is thrown away).
     if state.book.is_stale(symbol, last):
         return ParseOutput(control=True)
-    rec = BookUpdate(
-        symbol=symbol,
-        asset_class="crypto",
-        source=env.source,
-        venue=VENUE,
-        stream=env.stream,
-        session=env.session,
-        seq=env.seq,
-        ts_event=ts,
-        ts_recv=env.ts_recv,
-        bids=bids,
-        asks=asks,
-        first_update_id=first,
-        last_update_id=last,
+    rec = book_update(
+        env, symbol, "crypto", VENUE, ts, bids, asks, first_update_id=first, last_update_id=last
     )
     return _continuity(env, state, symbol, first, last, rec)
 
@@ -233,18 +221,9 @@ def _parse(doc: Any, env: Envelope, state: BinanceState) -> ParseOutput:
 
 
 def _base(env: Envelope, symbol: str, ts_event: int, sub_seq: int = 0) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "asset_class": "crypto",
-        "source": env.source,
-        "venue": VENUE,
-        "stream": env.stream,
-        "session": env.session,
-        "seq": env.seq,
-        "sub_seq": sub_seq,
-        "ts_event": h.check_ts(ts_event, env.ts_recv, "ts_event"),
-        "ts_recv": env.ts_recv,
-    }
+    return record_base(
+        env, symbol, "crypto", h.check_ts(ts_event, env.ts_recv, "ts_event"), venue=VENUE, sub_seq=sub_seq
+    )
 
 
 def _trade(d: dict[str, Any], env: Envelope, state: BinanceState) -> Trade:
@@ -317,22 +296,8 @@ def _continuity(
         return ParseOutput(control=True)
     out = ParseOutput(records=[rec])
     if chk.verdict is h.Verdict.GAP:
-        out.gaps.append(
-            Gap(
-                source=env.source,
-                stream=env.stream,
-                symbol=symbol,
-                reason="vendor_seq_jump",
-                detected_by="normalizer",
-                last_seq_before=chk.last_before,
-                first_seq_after=chk.first_after,
-                ts_start=chk.ts_before,
-                ts_end=rec.ts_event,
-                detail=f"depthUpdate U={first} u={last} does not follow update id {chk.last_before}",
-            )
-        )
-        if chk.new_resync:
-            out.resync.append(symbol)
+        detail = f"depthUpdate U={first} u={last} does not follow update id {chk.last_before}"
+        check_gap(out, env, symbol, chk, rec.ts_event, detail)
     return out
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -24,9 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from tickwire.recording import Recording
-from tickwire.simulators.base import Conn, RestAnswer, SimServer, json_answer
+from tickwire.simulators.base import Conn, RestAnswer, json_answer
 from tickwire.simulators.market import add_replay_arguments, now_ns, paced, replay, replay_kwargs
+from tickwire.simulators.market_server import ReplayMarketSim
 from tickwire.vendors.binance.market import E8, INTERVALS_MS, Emit, SymbolBook
 
 STREAM_RE = re.compile(
@@ -37,29 +36,21 @@ DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 MAX_STREAMS = 1024
 
 
-class BinanceSimulator(SimServer):
+class BinanceSimulator(ReplayMarketSim):
     name = "binance"
+    default_rate = 50.0
 
     def __init__(
         self,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        mode: str = "generate",
-        rate: float = 50.0,
         symbols: Iterable[str] = DEFAULT_SYMBOLS,
-        recording: Recording | None = None,
-        speed: float = 1.0,
-        loop: bool = False,
-        seed: int | None = None,
         ping_interval: float | None = 20.0,
         max_lifetime: float | None = 86_400.0,
-        **kw: Any,
+        **kw: Any,  # mode, rate, seed, recording, speed, loop: see ReplayMarketSim
     ) -> None:
         super().__init__(host, port, ping_interval=ping_interval, max_lifetime=max_lifetime, **kw)
-        self.mode, self.rate, self.speed, self.loop_replay = mode, rate, speed, loop
-        self.recording = recording or Recording()
-        self.rng = random.Random(seed)
         self.books = {
             s.upper(): SymbolBook(s.upper(), self.rng.randint(1_000, 90_000) * E8, E8 // 100, self.rng)
             for s in symbols

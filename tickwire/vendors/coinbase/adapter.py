@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from tickwire.contract.adapter import Conn, Frame, Subs, VendorWarning
+from tickwire.contract.adapter import Frame, Subs, VendorWarning
+from tickwire.contract.adapter_base import AdapterBase, add_rest_url_argument
 from tickwire.vendors.coinbase.settings import CoinbaseSettings
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,12 @@ _PRODUCT = b'"product_id":"'
 _TYPE = b'"type":"'
 
 
-class CoinbaseAdapter:
+class CoinbaseAdapter(AdapterBase):
     source = SOURCE
     stream = "feed"
     content_type = "json"
     control_vendor = SOURCE
+    # no handshake (AdapterBase's): the subscribe message, sent next within Coinbase's 5 s, is the handshake
 
     def __init__(
         self, settings: CoinbaseSettings, *, url: str | None = None, rest_url: str | None = None
@@ -46,24 +48,9 @@ class CoinbaseAdapter:
         self._url = url or settings.ws_url
         self._rest = (rest_url or settings.rest_url).rstrip("/")
 
-    def url(self, subs: Subs) -> str:
-        return self._url
-
-    def http_headers(self) -> list[str]:
-        return []
-
-    def handshake(self, conn: Conn) -> None:
-        """Public feed: the subscribe message (sent next, within Coinbase's 5 s) is the handshake."""
-
-    def _msg(self, kind: str, subs: Subs) -> list[Frame]:
+    def action_frames(self, verb: str, subs: Subs) -> list[Frame]:
         channels = [{"name": c, "product_ids": sorted(p)} for c, p in sorted(subs.items()) if p]
-        return [orjson.dumps({"type": kind, "channels": channels}).decode()] if channels else []
-
-    def subscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._msg("subscribe", subs)
-
-    def unsubscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._msg("unsubscribe", subs)
+        return [orjson.dumps({"type": verb, "channels": channels}).decode()] if channels else []
 
     def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
         if reconnected or not added:
@@ -105,8 +92,7 @@ def default_subs(settings: CoinbaseSettings) -> Subs:
     return {c: frozenset(settings.products) for c in settings.channels}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rest-url", help="REST base URL for side fetches")
+add_arguments = add_rest_url_argument  # ``tickwire ingest``'s options of this vendor: only --rest-url
 
 
 def build(

@@ -32,8 +32,8 @@ import msgspec
 
 from tickwire.contract import book as h
 from tickwire.contract.envelope import Envelope
-from tickwire.contract.parser import ParseError, ParseOutput
-from tickwire.contract.records import BookUpdate, Gap, Level, Quote, Side, Trade
+from tickwire.contract.parser import ParseError, ParseOutput, book_update, check_gap, record_base
+from tickwire.contract.records import BookUpdate, Level, Quote, Side, Trade
 from tickwire.contract.symbols import (
     SYMBOL_PATTERNS,
     SymbolError,
@@ -166,20 +166,8 @@ def _book_update(
 ) -> BookUpdate:
     # Keyword construction without the ``_base`` dict: books are most of the feed. ts_event is checked
     # after the levels are parsed, as in the lenient path (same first error for a frame with two faults).
-    return BookUpdate(
-        symbol=symbol,
-        asset_class="crypto",
-        source=env.source,
-        venue=VENUE,
-        stream=env.stream,
-        session=env.session,
-        seq=env.seq,
-        ts_event=h.check_ts(ts, env.ts_recv, "ts_event"),
-        ts_recv=env.ts_recv,
-        bids=bids,
-        asks=asks,
-        snapshot=snapshot,
-    )
+    ts_event = h.check_ts(ts, env.ts_recv, "ts_event")
+    return book_update(env, symbol, "crypto", VENUE, ts_event, bids, asks, snapshot=snapshot)
 
 
 def _match_typed(m: wire.Match, env: Envelope, state: CoinbaseState) -> ParseOutput:
@@ -232,36 +220,11 @@ def _parse(d: Any, env: Envelope, state: CoinbaseState) -> ParseOutput:
 
 
 def _base(env: Envelope, symbol: str, ts_event: int) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "asset_class": "crypto",
-        "source": env.source,
-        "venue": VENUE,
-        "stream": env.stream,
-        "session": env.session,
-        "seq": env.seq,
-        "ts_event": h.check_ts(ts_event, env.ts_recv, "ts_event"),
-        "ts_recv": env.ts_recv,
-    }
+    return record_base(env, symbol, "crypto", h.check_ts(ts_event, env.ts_recv, "ts_event"), venue=VENUE)
 
 
 def _gap(env: Envelope, symbol: str, chk: h.Check, ts: int, what: str, out: ParseOutput) -> None:
-    out.gaps.append(
-        Gap(
-            source=env.source,
-            stream=env.stream,
-            symbol=symbol,
-            reason="vendor_seq_jump",
-            detected_by="normalizer",
-            last_seq_before=chk.last_before,
-            first_seq_after=chk.first_after,
-            ts_start=chk.ts_before,
-            ts_end=ts,
-            detail=f"{what} jumped from {chk.last_before} to {chk.first_after}",
-        )
-    )
-    if chk.new_resync and symbol not in out.resync:
-        out.resync.append(symbol)
+    check_gap(out, env, symbol, chk, ts, f"{what} jumped from {chk.last_before} to {chk.first_after}")
 
 
 def _check_full(

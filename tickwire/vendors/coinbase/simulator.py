@@ -22,8 +22,7 @@ from typing import Any
 
 import orjson
 
-from tickwire.recording import Recording
-from tickwire.simulators.base import Conn, RestAnswer, SimServer, json_answer
+from tickwire.simulators.base import Conn, RestAnswer, json_answer
 from tickwire.simulators.market import (
     add_replay_arguments,
     fmt_fixed,
@@ -34,6 +33,7 @@ from tickwire.simulators.market import (
     replay,
     replay_kwargs,
 )
+from tickwire.simulators.market_server import ReplayMarketSim
 
 CHANNELS = ("heartbeat", "ticker", "matches", "level2", "level2_batch")
 DEFAULT_PRODUCTS = ("BTC-USD", "ETH-USD")
@@ -147,28 +147,20 @@ class Product:
         }
 
 
-class CoinbaseSimulator(SimServer):
+class CoinbaseSimulator(ReplayMarketSim):
     name = "coinbase"
+    default_rate = 50.0
 
     def __init__(
         self,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        mode: str = "generate",
-        rate: float = 50.0,
         symbols: Iterable[str] = DEFAULT_PRODUCTS,
-        recording: Recording | None = None,
-        speed: float = 1.0,
-        loop: bool = False,
-        seed: int | None = None,
         heartbeat_interval: float = 1.0,
-        **kw: Any,
+        **kw: Any,  # mode, rate, seed, recording, speed, loop: see ReplayMarketSim
     ) -> None:
         super().__init__(host, port, **kw)
-        self.mode, self.rate, self.speed, self.loop_replay = mode, rate, speed, loop
-        self.recording = recording or Recording()
-        self.rng = random.Random(seed)
         self.heartbeat_interval = heartbeat_interval
         self.products = {p: Product(p, self.rng.randint(10**5, 10**7), 2, self.rng) for p in symbols}
 

@@ -36,12 +36,11 @@ from typing import Any, cast
 import databento_dbn as dbn
 
 from tickwire.contract.envelope import Envelope
-from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.parser import ParseError, ParseOutput, seq_gap
 from tickwire.contract.records import (
     AssetClass,
     Bar,
     BookUpdate,
-    Gap,
     Instrument,
     Level,
     OptionRight,
@@ -307,19 +306,19 @@ class DatabentoParser:
         if seq < last:
             state.seq_regressions += 1
         elif seq > last + 1 and state.contiguous_sequence:
-            gap = Gap(
-                source=self.source,
-                stream=env.stream,
-                symbol=symbol,
-                reason="vendor_seq_jump",
-                detected_by="normalizer",
-                last_seq_before=last,
-                first_seq_after=seq,
-                ts_start=ts_recv,
-                ts_end=ts_recv,
-                detail=f"instrument_id {iid}: {seq - last - 1} sequence numbers missing",
+            detail = f"instrument_id {iid}: {seq - last - 1} sequence numbers missing"
+            out.gaps.append(
+                seq_gap(
+                    env,
+                    symbol,
+                    before=last,
+                    after=seq,
+                    ts_start=ts_recv,
+                    ts_end=ts_recv,
+                    detail=detail,
+                    source=self.source,
+                )
             )
-            out.gaps.append(gap)
 
     def _instrument(self, r: Any, raw: str, asset: AssetClass, common: dict[str, Any]) -> Instrument:
         opt = parse_option(raw) if asset == "option" else None

@@ -26,9 +26,9 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
-from tickwire.contract.adapter import Conn, Frame, Received, Subs, VendorWarning
+from tickwire.contract.adapter import Frame, Received, Subs, VendorWarning
+from tickwire.contract.adapter_base import AdapterBase, link_address, settings_overrides
 from tickwire.contract.envelope import H_VENDOR_SEQ
 from tickwire.contract.records import Gap
 from tickwire.logs import kv
@@ -161,7 +161,7 @@ class FixLink:
             self.sock.close()
 
 
-class FixAdapter:
+class FixAdapter(AdapterBase):
     source = SOURCE
     content_type = "fix"
     control_vendor = SOURCE
@@ -195,20 +195,11 @@ class FixAdapter:
 
     # -- the runner's adapter protocol --
 
-    def url(self, subs: Subs) -> str:
-        return self._url
-
-    def http_headers(self) -> list[str]:
-        return []
+    # handshake: none here; logon happens in ``open_link``, the link is handed over once the session is up
 
     def open_link(self, url: str, timeout: float, report_gap: Callable[[Gap], None]) -> FixLink:
-        u = urlparse(url)
-        if u.scheme != "fix" or not u.hostname or not u.port:
-            raise ValueError(f"FIX URL must be fix://HOST:PORT, got {url!r}")
-        return FixLink(self, u.hostname, u.port, timeout, report_gap)
-
-    def handshake(self, conn: Conn) -> None:
-        """Logon happens in ``open_link``: the link is only handed over once the session is up."""
+        host, port = link_address(url, "fix", "FIX")
+        return FixLink(self, host, port, timeout, report_gap)
 
     def _symbols(self, subs: Subs) -> list[str]:
         return sorted({s for syms in subs.values() for s in syms})
@@ -218,9 +209,6 @@ class FixAdapter:
 
     def unsubscribe_frames(self, subs: Subs) -> list[Frame]:
         return list(self.session.unsubscribe(self._symbols(subs), time.time_ns()).send)
-
-    def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
-        return []
 
     def classify(self, frame: bytes) -> str | None:
         i = frame.find(_MDREQID)
@@ -316,9 +304,9 @@ _ARGS = {
 
 
 def build(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[FixSettings, FixAdapter, Subs]:
-    extra = {f: getattr(args, a) for a, f in _ARGS.items() if getattr(args, a, None) is not None}
+    fields = settings_overrides(args, _ARGS, overrides)
     if getattr(args, "reset_on_logon", False):
-        extra["reset_on_logon"] = True
-    s = FixSettings.load(**{**overrides, **extra})
+        fields["reset_on_logon"] = True
+    s = FixSettings.load(**fields)
     adapter = FixAdapter(s, url=getattr(args, "url", None))
     return s, adapter, {s.session: frozenset(s.symbols)}

@@ -29,8 +29,8 @@ from typing import Any
 from tickwire.contract.book import check_ts
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import AmountError, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput
-from tickwire.contract.records import BookUpdate, Gap, Level, Quote, Record, Trade
+from tickwire.contract.parser import ParseError, ParseOutput, record_base, seq_gap
+from tickwire.contract.records import BookUpdate, Level, Quote, Record, Trade
 from tickwire.contract.symbols import SYMBOL_PATTERNS
 from tickwire.vendors.fix.codec import FixFrameError, FixMessage, Framer, decode
 from tickwire.vendors.fix.messages import MDEntry, WireError, read_incremental, read_snapshot
@@ -137,18 +137,9 @@ class FixParser:
 
 
 def _base(msg: FixMessage, env: Envelope, symbol: str, ts: int, sub_seq: int) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "asset_class": "fx",
-        "source": env.source,
-        "venue": msg.get(49),
-        "stream": env.stream,
-        "session": env.session,
-        "seq": env.seq,
-        "sub_seq": sub_seq,
-        "ts_event": check_ts(ts, env.ts_recv, "ts_event"),
-        "ts_recv": env.ts_recv,
-    }
+    return record_base(
+        env, symbol, "fx", check_ts(ts, env.ts_recv, "ts_event"), venue=msg.get(49), sub_seq=sub_seq
+    )
 
 
 def _snapshot(msg: FixMessage, env: Envelope, state: FixState) -> ParseOutput:
@@ -274,17 +265,8 @@ def _resync(
     state.needs_resync.add(symbol)
     out.resync.append(symbol)
     out.gaps.append(
-        Gap(
-            source=env.source,
-            stream=env.stream,
-            symbol=symbol,
-            reason="book_resync",
-            detected_by="normalizer",
-            last_seq_before=None,
-            first_seq_after=msg.seq,
-            ts_start=ts,
-            ts_end=ts,
-            detail=why,
+        seq_gap(
+            env, symbol, before=None, after=msg.seq, ts_start=ts, ts_end=ts, detail=why, reason="book_resync"
         )
     )
 

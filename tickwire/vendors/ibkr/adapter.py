@@ -21,9 +21,9 @@ import argparse
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
-from tickwire.contract.adapter import Conn, Frame, Subs
+from tickwire.contract.adapter import Frame, Subs
+from tickwire.contract.adapter_base import AdapterBase, link_address, settings_overrides
 from tickwire.contract.records import Gap
 from tickwire.vendors.ibkr import requests as rq
 from tickwire.vendors.ibkr import wire
@@ -34,7 +34,7 @@ from tickwire.vendors.ibkr.wire import In
 log = logging.getLogger(__name__)
 
 
-class IbkrAdapter:
+class IbkrAdapter(AdapterBase):
     source = SOURCE
     content_type = "tws"
     control_vendor = SOURCE
@@ -60,21 +60,13 @@ class IbkrAdapter:
 
     # -- the runner's adapter protocol --
 
-    def url(self, subs: Subs) -> str:
-        return self._url
-
-    def http_headers(self) -> list[str]:
-        return []
+    # handshake: none here; the API handshake happens in ``open_link``, the link is handed over once TWS is
+    # ready
 
     def open_link(self, url: str, timeout: float, report_gap: Callable[[Gap], None]) -> TwsLink:
-        u = urlparse(url)
-        if u.scheme != "tws" or not u.hostname or not u.port:
-            raise ValueError(f"IBKR URL must be tws://HOST:PORT, got {url!r}")
+        host, port = link_address(url, "tws", "IBKR")
         self.pacer = rq.Pacer(self.s.max_msgs_per_s, self.s.rtb_max_requests, self.s.rtb_window_s)
-        return TwsLink(self, u.hostname, u.port, timeout, report_gap)
-
-    def handshake(self, conn: Conn) -> None:
-        """The API handshake happens in ``open_link``: the link is handed over once TWS is ready."""
+        return TwsLink(self, host, port, timeout, report_gap)
 
     def subscribe_frames(self, subs: Subs) -> list[Frame]:
         out: list[Frame] = []
@@ -89,9 +81,6 @@ class IbkrAdapter:
             for sym in sorted(symbols):
                 out += [wire.frame(self.book.cancel(s)) for s in self.book.remove(sym)]
         return out
-
-    def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
-        return []
 
     def classify(self, frame: bytes) -> str | None:
         try:
@@ -140,7 +129,6 @@ _ARGS = {
 
 
 def build(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[IbkrSettings, IbkrAdapter, Subs]:
-    extra = {f: getattr(args, a) for a, f in _ARGS.items() if getattr(args, a, None) is not None}
-    s = IbkrSettings.load(**{**overrides, **extra})
+    s = IbkrSettings.load(**settings_overrides(args, _ARGS, overrides))
     adapter = IbkrAdapter(s, url=getattr(args, "url", None))
     return s, adapter, {"l2": frozenset(s.l2_symbols), "standard": frozenset(s.symbols)}

@@ -33,10 +33,11 @@ import msgspec
 from tickwire.contract.book import check_ts
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import AmountError, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput
+from tickwire.contract.parser import ParseError, ParseOutput, record_base
 from tickwire.contract.records import Bar, BookUpdate, Quote, Trade
 from tickwire.contract.symbols import SYMBOL_PATTERNS
 from tickwire.vendors.ibkr.book import DepthBook, IbkrState, Row, TopBook
+from tickwire.vendors.ibkr.wire import ErrorMsg, RealTimeBar, TickBidAsk, TickLast, TickPrice, TickSize
 
 SOURCE = "ibkr"
 S = 1_000_000_000
@@ -56,64 +57,16 @@ class Depth(msgspec.Struct, frozen=True):
     size: str
 
 
-class TickPrice(msgspec.Struct, frozen=True):
-    req_id: int
-    tick_type: int
-    price: str
-    size: str
-
-
-class TickSize(msgspec.Struct, frozen=True):
-    req_id: int
-    tick_type: int
-    size: str
-
-
-class TbtLast(msgspec.Struct, frozen=True):
-    req_id: int
-    tick_type: int
-    time: int
-    price: str
-    size: str
-    mask: int
-    exchange: str
-    special: str
-
-
-class TbtBidAsk(msgspec.Struct, frozen=True):
-    req_id: int
-    time: int
-    bid: str
-    ask: str
-    bid_size: str
-    ask_size: str
-    mask: int
-
-
 class TbtOther(msgspec.Struct, frozen=True):
+    """tickByTick of a type no record comes from (MidPoint): control."""
+
     req_id: int
     tick_type: int
 
 
-class RtBar(msgspec.Struct, frozen=True):
-    req_id: int
-    time: int
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
-    wap: str
-    count: int
-
-
-class ErrorMsg(msgspec.Struct, frozen=True):
-    req_id: int
-    code: int
-    text: str
-
-
-Message = Depth | TickPrice | TickSize | TbtLast | TbtBidAsk | TbtOther | RtBar | ErrorMsg
+# Depth merges the two depth layouts (12 has no market maker); the rest are the wire module's typed
+# messages, built here field by field so that every bad field is a ParseError naming it.
+Message = Depth | TickPrice | TickSize | TickLast | TickBidAsk | TbtOther | RealTimeBar | ErrorMsg
 
 
 def split_fields(payload: bytes) -> list[str]:
@@ -152,6 +105,7 @@ def decode(payload: bytes) -> Message:
                      _int(f[5], "side"), f[6], f[7])  # fmt: skip
     if mid == 1:  # 1,ver,reqId,tickType,price,size,attrMask
         _need(f, 7, "tickPrice")
+        # attrMask (f[6]) stays unread (attr_mask 0): no record carries it, and it never failed a message
         return TickPrice(_int(f[2], "reqId"), _int(f[3], "tickType"), f[4], f[5])
     if mid == 2:  # 2,ver,reqId,tickType,size
         _need(f, 5, "tickSize")
@@ -161,14 +115,14 @@ def decode(payload: bytes) -> Message:
         req, tt, t = _int(f[1], "reqId"), _int(f[2], "tickType"), _int(f[3], "time")
         if tt in (1, 2):
             _need(f, 9, "tickByTick AllLast")
-            return TbtLast(req, tt, t, f[4], f[5], _int(f[6], "mask"), f[7], f[8])
+            return TickLast(req, tt, t, f[4], f[5], _int(f[6], "mask"), f[7], f[8])
         if tt == 3:
             _need(f, 9, "tickByTick BidAsk")
-            return TbtBidAsk(req, t, f[4], f[5], f[6], f[7], _int(f[8], "mask"))
+            return TickBidAsk(req, tt, t, f[4], f[5], f[6], f[7], _int(f[8], "mask"))
         return TbtOther(req, tt)
     if mid == 50:  # 50,ver,reqId,time,open,high,low,close,volume,wap,count
         _need(f, 11, "realtimeBar")
-        return RtBar(_int(f[2], "reqId"), _int(f[3], "time"), f[4], f[5], f[6], f[7], f[8], f[9],
+        return RealTimeBar(_int(f[2], "reqId"), _int(f[3], "time"), f[4], f[5], f[6], f[7], f[8], f[9],
                      _int(f[10], "count"))  # fmt: skip
     if mid == 4:  # 4,ver,reqId,code,message[,advancedOrderRejectJson]
         _need(f, 5, "error", at_least=True)
@@ -203,17 +157,7 @@ def _symbol(ctx: dict[str, str]) -> str:
 
 
 def _base(env: Envelope, sym: str, venue: str | None, ts_event: int) -> dict[str, Any]:
-    return {
-        "symbol": sym,
-        "asset_class": "equity",
-        "source": env.source,
-        "venue": venue or None,
-        "stream": env.stream,
-        "session": env.session,
-        "seq": env.seq,
-        "ts_event": ts_event,
-        "ts_recv": env.ts_recv,
-    }
+    return record_base(env, sym, "equity", ts_event, venue=venue or None)
 
 
 def _wire_ts(seconds: int, env: Envelope, what: str) -> int:
@@ -243,9 +187,9 @@ class IbkrParser:
             return _depth(msg, env, state, sym, exchange)
         if isinstance(msg, TickPrice | TickSize):
             return _top(msg, env, state, sym, exchange)
-        if isinstance(msg, TbtLast):
+        if isinstance(msg, TickLast):
             return _trade(msg, env, sym, exchange)
-        if isinstance(msg, TbtBidAsk):
+        if isinstance(msg, TickBidAsk):
             return _quote(msg, env, sym, exchange)
         return _bar(msg, env, sym, exchange)
 
@@ -303,9 +247,9 @@ def _top(msg: TickPrice | TickSize, env: Envelope, state: IbkrState, sym: str, e
     return ParseOutput(records=[record])
 
 
-def _trade(msg: TbtLast, env: Envelope, sym: str, exchange: str) -> ParseOutput:
+def _trade(msg: TickLast, env: Envelope, sym: str, exchange: str) -> ParseOutput:
     conds = [c for bit, c in ((1, "past_limit"), (2, "unreported")) if msg.mask & bit]
-    conds += msg.special.split()
+    conds += msg.special_conditions.split()
     return ParseOutput(
         records=[
             Trade(
@@ -318,14 +262,14 @@ def _trade(msg: TbtLast, env: Envelope, sym: str, exchange: str) -> ParseOutput:
     )
 
 
-def _quote(msg: TbtBidAsk, env: Envelope, sym: str, exchange: str) -> ParseOutput:
+def _quote(msg: TickBidAsk, env: Envelope, sym: str, exchange: str) -> ParseOutput:
     conds = [c for bit, c in ((1, "bid_past_low"), (2, "ask_past_high")) if msg.mask & bit]
     return ParseOutput(
         records=[
             Quote(
                 **_base(env, sym, exchange, _wire_ts(msg.time, env, "quote time")),
-                bid_price=_side_price(msg.bid, "bid price"),
-                ask_price=_side_price(msg.ask, "ask price"),
+                bid_price=_side_price(msg.bid_price, "bid price"),
+                ask_price=_side_price(msg.ask_price, "ask price"),
                 bid_size=_units(msg.bid_size or "0", "bid size"),
                 ask_size=_units(msg.ask_size or "0", "ask size"),
                 conditions=tuple(conds),
@@ -334,7 +278,7 @@ def _quote(msg: TbtBidAsk, env: Envelope, sym: str, exchange: str) -> ParseOutpu
     )
 
 
-def _bar(msg: RtBar, env: Envelope, sym: str, exchange: str) -> ParseOutput:
+def _bar(msg: RealTimeBar, env: Envelope, sym: str, exchange: str) -> ParseOutput:
     wap = _side_price(msg.wap, "bar wap")
     return ParseOutput(
         records=[

@@ -27,6 +27,7 @@ from tickwire.contract.adapter import (
     Subs,
     VendorWarning,
 )
+from tickwire.contract.adapter_base import AdapterBase, await_frame
 from tickwire.contract.settings import is_local_url
 from tickwire.logs import kv
 from tickwire.vendors.polygon.settings import PolygonSettings
@@ -62,7 +63,7 @@ def control_vendor(market: str) -> str:
     return SOURCE if market == "stocks" else f"{SOURCE}-{market}"
 
 
-class PolygonAdapter:
+class PolygonAdapter(AdapterBase):
     source = SOURCE
     content_type = "json"
 
@@ -76,12 +77,6 @@ class PolygonAdapter:
         self._url = url or (settings.stocks_url if market == "stocks" else settings.options_url)
         self._key = settings.api_key.get_secret_value() if settings.api_key else ""
 
-    def url(self, subs: Subs) -> str:
-        return self._url
-
-    def http_headers(self) -> list[str]:
-        return []
-
     def handshake(self, conn: Conn) -> None:
         self._await(conn, "connected")
         conn.send(orjson.dumps({"action": "auth", "params": self._key}).decode())
@@ -89,27 +84,17 @@ class PolygonAdapter:
         log.info("authenticated %s", kv(stream=self.stream))
 
     def _await(self, conn: Conn, status: str) -> None:
-        while True:
-            frame = conn.recv(HANDSHAKE_TIMEOUT_S)
-            self.check(frame)
-            if any(m.ev == "status" and m.status == status for m in messages(frame)):
-                return
+        def found(frame: bytes) -> bool:
+            return any(m.ev == "status" and m.status == status for m in messages(frame))
 
-    def subscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._action("subscribe", subs)
+        await_frame(conn, HANDSHAKE_TIMEOUT_S, self.check, found)
 
-    def unsubscribe_frames(self, subs: Subs) -> list[Frame]:
-        return self._action("unsubscribe", subs)
-
-    def _action(self, action: str, subs: Subs) -> list[Frame]:
+    def action_frames(self, verb: str, subs: Subs) -> list[Frame]:
         params = [f"{ch}.{sym}" for ch in sorted(subs) for sym in sorted(subs[ch])]
         return [
-            orjson.dumps({"action": action, "params": ",".join(params[i : i + PARAMS_PER_FRAME])}).decode()
+            orjson.dumps({"action": verb, "params": ",".join(params[i : i + PARAMS_PER_FRAME])}).decode()
             for i in range(0, len(params), PARAMS_PER_FRAME)
         ]
-
-    def rest_requests(self, added: Subs, reconnected: bool) -> list[tuple[str, str, str | None]]:
-        return []
 
     def classify(self, frame: bytes) -> str | None:
         symbols = {m.sym for m in messages(frame)}

@@ -34,8 +34,8 @@ import msgspec
 from tickwire.contract import jsonlimits
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.exact import AmountError, parse_units
-from tickwire.contract.parser import ParseError, ParseOutput, count_skipped
-from tickwire.contract.records import Bar, Gap, OptionRight, Quote, Record, Trade
+from tickwire.contract.parser import ParseError, ParseOutput, count_skipped, seq_gap
+from tickwire.contract.records import Bar, OptionRight, Quote, Record, Trade
 from tickwire.contract.symbols import SymbolError, parse_option
 from tickwire.vendors.polygon import wire
 
@@ -122,14 +122,11 @@ class PolygonParser:
         if prev is not None and ev.q <= prev[0]:
             what = "repeat" if ev.q == prev[0] else "regression"
             out.gaps.append(
-                Gap(
-                    source=env.source,
-                    stream=env.stream,
-                    symbol=rec.symbol,
-                    reason="vendor_seq_jump",
-                    detected_by="normalizer",
-                    last_seq_before=prev[0],
-                    first_seq_after=ev.q,
+                seq_gap(
+                    env,
+                    rec.symbol,
+                    before=prev[0],
+                    after=ev.q,
                     ts_start=prev[1],
                     ts_end=rec.ts_event,
                     detail=f"{key[0]} q {what}: {ev.q} after {prev[0]}",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import random
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -30,8 +29,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from tickwire.simulators.base import Conn, RestAnswer, SimServer, json_answer
+from tickwire.simulators.base import Conn, RestAnswer, json_answer
 from tickwire.simulators.market import now_ns, paced
+from tickwire.simulators.market_server import MarketSim
 
 Event = dict[str, Any]
 _JSON = msgspec.json.Encoder()
@@ -67,7 +67,7 @@ def trading_days(start: dt.date, n: int) -> list[dt.date]:
     return out
 
 
-class PolygonSimulator(SimServer):
+class PolygonSimulator(MarketSim):
     name = "polygon"
 
     def __init__(
@@ -75,8 +75,6 @@ class PolygonSimulator(SimServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        mode: str = "generate",
-        rate: float = 20.0,
         symbols: Iterable[str] = ("SPY", "AAPL"),
         batch: int = 3,
         credentials: set[str] | None = None,
@@ -89,17 +87,15 @@ class PolygonSimulator(SimServer):
         schedule: Iterable[Decimal] = (),
         schedule_interval: float = 10.0,
         today: dt.date | None = None,
-        seed: int | None = None,
-        **kw: Any,
+        **kw: Any,  # mode, rate, seed: see MarketSim
     ) -> None:
         super().__init__(host, port, **kw)
-        self.mode, self.rate, self.batch = mode, rate, max(1, batch)
+        self.batch = max(1, batch)
         self.symbols = list(dict.fromkeys([underlying, *symbols]))
         self.credentials = credentials  # None: any non-empty key is accepted
         self.auth_timeout = auth_timeout
         self.underlying = underlying
         self.schedule, self.schedule_interval = [Decimal(p) for p in schedule], schedule_interval
-        self.rng = random.Random(seed)
         self.prices: dict[str, Decimal] = {s: Decimal(100 + self.rng.randint(0, 300)) for s in self.symbols}
         self.prices[underlying] = Decimal(underlying_price)
         self.q: dict[str, int] = {}

@@ -154,7 +154,22 @@ def test_too_low_seq_without_possdup_logs_out() -> None:
     msgs = sent(out)
     assert [m.msg_type for m in msgs] == ["5"]
     assert msgs[0].get(58) == "MsgSeqNum too low, expecting 3 but received 2"
-    assert out.close is not None and not any(isinstance(e, Inbound) for e in out.events)
+    assert out.close is None and not any(isinstance(e, Inbound) for e in out.events)
+    # Until the peer confirms, nothing it sends counts (no data, no second Logout) ...
+    out = s.on_bytes(peer("X", 3, [(262, "TW-1"), (268, "0")]) + peer("X", 1), T0 + 1)
+    assert out.events == [] and out.send == [] and out.close is None
+    # ... and its Logout (whatever its number) closes with our reason.
+    out = s.on_bytes(peer("5", 2), T0 + 2)
+    assert out.send == [] and out.close == "MsgSeqNum too low, expecting 3 but received 2"
+
+
+def test_error_logout_not_confirmed_closes_after_the_logout_timeout() -> None:
+    s, _ = logged_on()
+    s.on_bytes(peer("0", 2), T0)
+    s.on_bytes(peer("X", 2, [(262, "TW-1"), (268, "0")]), T0)
+    assert s.on_timer(T0 + int(s.cfg.logout_timeout_s * NS) - NS // 10).close is None
+    out = s.on_timer(T0 + int(s.cfg.logout_timeout_s * NS))
+    assert out.close == "MsgSeqNum too low, expecting 3 but received 2"
 
 
 def test_sequence_reset_mode_sets_expected_number() -> None:
@@ -227,6 +242,8 @@ def test_wrong_compid_logs_out() -> None:
     s, _ = logged_on()
     bad = encode("0", sender="OTHER", target="TW", seq=2, now_ns=T0)
     out = s.on_bytes(bad, T0)
+    assert [m.get(58) for m in sent(out)] == ["CompID problem: 49=OTHER 56=TW"] and out.close is None
+    out = s.on_timer(T0 + int(s.cfg.logout_timeout_s * NS))
     assert out.close is not None and "CompID" in out.close
 
 

@@ -64,6 +64,7 @@ class FixSession:
         self._test_n = 0
         self._sent_app: dict[int, tuple[str, list[Field], str]] = {}  # seq -> V sent since the logon
         self._answered: set[int] = set()  # inbound ResendRequests answered ahead of their turn
+        self._logout_error: str | None = None  # our Logout's reason after a session-level error
         wanted = list(dict.fromkeys(symbols))
         for sym in [s for s in seqs.md_req_ids if s not in wanted]:
             del seqs.md_req_ids[sym]
@@ -75,6 +76,7 @@ class FixSession:
     def connected(self, now: int) -> Output:
         """The TCP connection is up: send Logon."""
         self.framer = Framer()
+        self._logout_error = None
         self._sent_app.clear()
         self._answered.clear()
         self.queued.clear()
@@ -125,7 +127,7 @@ class FixSession:
         if self.phase is Phase.LOGON_SENT and now - self.phase_since >= self.cfg.logon_timeout_s * NS:
             self._close("logon not answered")
         elif self.phase is Phase.LOGOUT_SENT and now - self.phase_since >= self.cfg.logout_timeout_s * NS:
-            self._close("logout not confirmed")
+            self._close(self._logout_error or "logout not confirmed")
         elif self.phase is Phase.ACTIVE:
             if self.test_req_id is not None and now - self.last_recv >= hb * 12 // 10 + hb:
                 self._count("test_request_timeouts")
@@ -175,6 +177,10 @@ class FixSession:
         self.test_req_id = None  # anything from the peer proves it is alive
         self._count("in")
         t = msg.msg_type
+        if self._logout_error is not None:  # logged out on an error: only the confirming Logout matters
+            if t == "5":
+                self._close(self._logout_error)
+            return
         if msg.get(49) != self.cfg.target or msg.get(56) != self.cfg.sender:
             self._logout_close(f"CompID problem: 49={msg.get(49)} 56={msg.get(56)}", now)
             return
@@ -363,9 +369,14 @@ class FixSession:
         self._out.send.append(raw)
 
     def _logout_close(self, text: str, now: int) -> None:
+        """A session-level error: Logout with the reason, then nothing from the peer counts any more but
+        its confirming Logout; the connection closes on that or after ``logout_timeout_s``. Closing at
+        once (as the error is found) races the peer's engine: QuickFIX/J may see the disconnect before it
+        has processed the Logout, and the reason never reaches its side."""
         self._count("protocol_errors")
         self._send("5", [(58, text)], now)
-        self._close(text)
+        self._logout_error = text
+        self._set_phase(Phase.LOGOUT_SENT, now)
 
     def _close(self, reason: str) -> None:
         if self._out.close is None:

@@ -10,6 +10,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -101,14 +102,19 @@ def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int | None:
         ]
         if not tps:
             return None
-        committed = c.committed(tps, timeout=5)
-        lag = 0
-        for tp in committed:
-            _, hi = c.get_watermark_offsets(tp, timeout=5, cached=False)
-            lag += hi - tp.offset if tp.offset >= 0 else hi
-        return lag
+        return committed_lag(c, c.committed(tps, timeout=5))
     finally:
         c.close()
+
+
+def committed_lag(consumer: Any, committed: Iterable[Any]) -> int:
+    """End offset (as the consumer's isolation level sees it) minus committed offset, summed over the
+    partitions; a partition without a commit (negative offset) counts whole."""
+    lag = 0
+    for tp in committed:
+        _, hi = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+        lag += hi - tp.offset if tp.offset >= 0 else hi
+    return lag
 
 
 class LatencySampler:

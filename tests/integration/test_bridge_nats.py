@@ -29,6 +29,7 @@ from tests.integration.test_bridge_helpers import (
     quote,
     trade,
 )
+from tickwire.bench.s_bridges import delete_nats_stream
 from tickwire.bridges import shapes
 from tickwire.contract.exact import parse_units as u
 from tickwire.contract.records import BookUpdate, Level
@@ -100,17 +101,6 @@ def count(url: str, stream: str) -> int:
         return asyncio.run(_count(url, stream))
     except Exception:
         return -1
-
-
-def _delete_stream(url: str, stream: str) -> None:
-    async def go() -> None:
-        nc = await nats.connect(url)
-        try:
-            await nc.jetstream().delete_stream(stream)
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
 
 
 def _metric(port: int, name: str) -> float:
@@ -194,7 +184,7 @@ def test_subjects_headers_and_payloads(
         assert cfg.duplicate_window == 20 * 60
     finally:
         bridge.stop()
-        _delete_stream(nats_url, stream)
+        delete_nats_stream(nats_url, stream)
 
 
 def test_restart_midstream_publishes_each_record_once(
@@ -223,7 +213,7 @@ def test_restart_midstream_publishes_each_record_once(
             _metric(port, "tickwire_bridge_duplicates_total"),
         )
     finally:
-        _delete_stream(nats_url, stream)
+        delete_nats_stream(nats_url, stream)
 
 
 def test_nats_outage_loses_nothing(kafka_bootstrap: str, tmp_path: Path, procs: list[Proc]) -> None:

@@ -370,7 +370,9 @@ def _clean_redis(url: str, prefix: str) -> None:
         log.warning("redis clean-up failed %s", kv(error=exc))
 
 
-def _clean_nats(url: str, stream: str) -> None:
+def delete_nats_stream(url: str, stream: str) -> None:
+    """Delete a JetStream stream (raises when the server or the stream is missing)."""
+
     async def go() -> None:
         import nats
 
@@ -380,7 +382,11 @@ def _clean_nats(url: str, stream: str) -> None:
         finally:
             await nc.close()
 
+    asyncio.run(go())
+
+
+def _clean_nats(url: str, stream: str) -> None:
     try:
-        asyncio.run(go())
+        delete_nats_stream(url, stream)
     except Exception as exc:
         log.warning("nats clean-up failed %s", kv(error=exc))

@@ -175,21 +175,10 @@ def ingest(ctx: Ctx) -> Outcome:
     # b) the vendor producers' per-frame path: Runner.publish (metrics, seq, envelope, classify, produce)
     codec = Codec()
     prod2 = RawProducer(bs, client_id="tickwire-bench-runner")
+    binance, coinbase = BinanceSettings.load(topic_prefix=p), CoinbaseSettings.load(topic_prefix=p)
     runners = {
-        "binance": Runner(
-            BinanceAdapter(BinanceSettings.load(topic_prefix=p)),
-            prod2,
-            BinanceSettings.load(topic_prefix=p),
-            subs={},
-            encode=codec.encode,
-        ),
-        "coinbase": Runner(
-            CoinbaseAdapter(CoinbaseSettings.load(topic_prefix=p)),
-            prod2,
-            CoinbaseSettings.load(topic_prefix=p),
-            subs={},
-            encode=codec.encode,
-        ),
+        "binance": Runner(BinanceAdapter(binance), prod2, binance, subs={}, encode=codec.encode),
+        "coinbase": Runner(CoinbaseAdapter(coinbase), prod2, coinbase, subs={}, encode=codec.encode),
     }
 
     def runner_publish() -> None:

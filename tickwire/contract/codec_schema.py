@@ -14,19 +14,7 @@ from typing import Any
 
 import msgspec
 
-from tickwire.contract.records import (
-    AnalyticsRecord,
-    Bar,
-    BookUpdate,
-    Gap,
-    Heartbeat,
-    IndicatorPoint,
-    Instrument,
-    NewsSentiment,
-    OptionChain,
-    Quote,
-    Trade,
-)
+from tickwire.contract import records
 from tickwire.resources import schema_dir
 
 NAMESPACE = "io.tickwire.canonical"
@@ -43,21 +31,31 @@ class Subscription(msgspec.Struct, kw_only=True, frozen=True):
     updated_by: str
 
 
-AnyRecord = Trade | Quote | Bar | BookUpdate | Instrument | Gap | Heartbeat | Subscription | AnalyticsRecord
+AnyRecord = (
+    records.Trade
+    | records.Quote
+    | records.Bar
+    | records.BookUpdate
+    | records.Instrument
+    | records.Gap
+    | records.Heartbeat
+    | Subscription
+    | records.AnalyticsRecord
+)
 
 # schema name -> (file stem, class, local id). Local ids are part of the offline wire contract: never reuse.
 TABLE: dict[str, tuple[str, type[Any], int]] = {
-    "Trade": ("trade", Trade, 1),
-    "Quote": ("quote", Quote, 2),
-    "Bar": ("bar", Bar, 3),
-    "BookUpdate": ("book_update", BookUpdate, 4),
-    "Instrument": ("instrument", Instrument, 5),
-    "Gap": ("gap", Gap, 6),
-    "Heartbeat": ("heartbeat", Heartbeat, 7),
+    "Trade": ("trade", records.Trade, 1),
+    "Quote": ("quote", records.Quote, 2),
+    "Bar": ("bar", records.Bar, 3),
+    "BookUpdate": ("book_update", records.BookUpdate, 4),
+    "Instrument": ("instrument", records.Instrument, 5),
+    "Gap": ("gap", records.Gap, 6),
+    "Heartbeat": ("heartbeat", records.Heartbeat, 7),
     "Subscription": ("subscription", Subscription, 8),
-    "OptionChain": ("option_chain", OptionChain, 9),
-    "NewsSentiment": ("news_sentiment", NewsSentiment, 10),
-    "IndicatorPoint": ("indicator_point", IndicatorPoint, 11),
+    "OptionChain": ("option_chain", records.OptionChain, 9),
+    "NewsSentiment": ("news_sentiment", records.NewsSentiment, 10),
+    "IndicatorPoint": ("indicator_point", records.IndicatorPoint, 11),
 }
 LOCAL_IDS: dict[str, int] = {name: t[2] for name, t in TABLE.items()}
 # Records with nested records / maps of amounts: converted by walking their schema (``codec_nested``).

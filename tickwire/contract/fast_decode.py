@@ -18,40 +18,14 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from tickwire.contract.codec import LOCAL_IDS, Codec, Subscription, load_schema
-from tickwire.contract.records import (
-    Bar,
-    BookUpdate,
-    Gap,
-    Heartbeat,
-    IndicatorPoint,
-    Instrument,
-    Level,
-    NewsArticle,
-    NewsSentiment,
-    OptionChain,
-    OptionContract,
-    Quote,
-    TickerSentiment,
-    Trade,
-)
+from tickwire.contract.codec import LOCAL_IDS, Codec, load_schema
+from tickwire.contract.codec_schema import TABLE
+from tickwire.contract.records import Level, NewsArticle, OptionContract, TickerSentiment
 
-_CLASSES: dict[str, type[Any]] = {
-    "Trade": Trade,
-    "Quote": Quote,
-    "Bar": Bar,
-    "BookUpdate": BookUpdate,
-    "Instrument": Instrument,
-    "Gap": Gap,
-    "Heartbeat": Heartbeat,
-    "Subscription": Subscription,
-    "Level": Level,
-    "OptionChain": OptionChain,
-    "OptionContract": OptionContract,
-    "NewsSentiment": NewsSentiment,
-    "NewsArticle": NewsArticle,
-    "TickerSentiment": TickerSentiment,
-    "IndicatorPoint": IndicatorPoint,
+# Avro record name -> class: the codec's top-level table plus the records nested inside them.
+_NESTED_CLASSES: tuple[type[Any], ...] = (Level, OptionContract, NewsArticle, TickerSentiment)
+_CLASSES: dict[str, type[Any]] = {name: row[1] for name, row in TABLE.items()} | {
+    cls.__name__: cls for cls in _NESTED_CLASSES
 }
 _EPOCH_ORD = dt.date(1970, 1, 1).toordinal()
 

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tickwire.contract.records import (
-    Bar,
-    BookUpdate,
-    Gap,
-    Heartbeat,
-    IndicatorPoint,
-    Instrument,
-    NewsSentiment,
-    OptionChain,
-    Quote,
-    Trade,
-)
+from tickwire.contract import records
 
 PREFIX: dict[str, str] = {
     "equity": "stock",
@@ -30,16 +19,16 @@ INSTRUMENTS_TOPIC = "instrument_definitions"
 SUBSCRIPTIONS_TOPIC = "control.subscriptions"
 # Analytics snapshots (REST vendors): one topic per record type, whatever the asset class.
 ANALYTICS_TOPICS: dict[type[Any], str] = {
-    OptionChain: "option_chains_snapshot",
-    NewsSentiment: "news_sentiment",
-    IndicatorPoint: "technical_indicators",
+    records.OptionChain: "option_chains_snapshot",
+    records.NewsSentiment: "news_sentiment",
+    records.IndicatorPoint: "technical_indicators",
 }
 
 _SUFFIX: dict[type[Any], str] = {
-    Trade: "_trades_realtime",
-    Quote: "_quotes_realtime",
-    Bar: "_bars_staging",
-    BookUpdate: "_book_realtime",
+    records.Trade: "_trades_realtime",
+    records.Quote: "_quotes_realtime",
+    records.Bar: "_bars_staging",
+    records.BookUpdate: "_book_realtime",
 }
 
 
@@ -54,14 +43,14 @@ def topic_for(record: Any) -> str:
             return PREFIX[record.asset_class] + suffix
         except KeyError:
             raise RoutingError(f"unknown asset_class {record.asset_class!r}") from None
-    if isinstance(record, Instrument):
+    if isinstance(record, records.Instrument):
         return INSTRUMENTS_TOPIC
     analytics = ANALYTICS_TOPICS.get(type(record))
     if analytics is not None:
         return analytics
-    if isinstance(record, Gap):
+    if isinstance(record, records.Gap):
         return GAPS_TOPIC
-    if isinstance(record, Heartbeat):
+    if isinstance(record, records.Heartbeat):
         return HEALTH_TOPIC
     if type(record).__name__ == "Subscription":
         return SUBSCRIPTIONS_TOPIC
@@ -70,9 +59,9 @@ def topic_for(record: Any) -> str:
 
 def key_for(record: Any) -> bytes:
     """Kafka key: the canonical symbol (per-symbol ordering); a gap without symbol keys by source/stream."""
-    if isinstance(record, Gap) and record.symbol is None:
+    if isinstance(record, records.Gap) and record.symbol is None:
         return f"{record.source}/{record.stream}".encode()
-    if isinstance(record, Heartbeat):
+    if isinstance(record, records.Heartbeat):
         return f"{record.component}/{record.instance}".encode()
     symbol = getattr(record, "symbol", None)
     if symbol is None:

@@ -17,6 +17,7 @@ import json
 import re
 import resource
 import time
+from collections.abc import Callable
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -79,6 +80,24 @@ def ts_oracle(text: str) -> int | None:
     return secs * 10**9 + (int(frac.ljust(9, "0")) if frac else 0)
 
 
+def _against_oracle(
+    rep: Report,
+    name: str,
+    text: str,
+    parse: Callable[[str], int],
+    rejects: type[Exception],
+    oracle: Callable[[str], int | None],
+) -> None:
+    """Count a violation when ``parse`` (None when it raises ``rejects``) disagrees with ``oracle``."""
+    try:
+        got: int | None = parse(text)
+    except rejects:
+        got = None
+    if got != oracle(text):
+        rep.violations[name] += 1
+        rep.examples.setdefault(name, text.encode()[:300])
+
+
 def run_hypothesis(fz: Fuzzer, n: int, seed: int = 0) -> Report:
     """``n`` frame inputs and ``n`` oracle checks from hypothesis strategies (derandomized)."""
     from hypothesis import HealthCheck, given, settings
@@ -126,20 +145,8 @@ def run_hypothesis(fz: Fuzzer, n: int, seed: int = 0) -> Report:
     @given(amounts, stamps)
     def oracles(amount: str, stamp: str) -> None:
         rep.inputs += 1
-        try:
-            got: int | None = parse_units(amount)
-        except AmountError:
-            got = None
-        if got != amount_oracle(amount):
-            rep.violations["amount_oracle"] += 1
-            rep.examples.setdefault("amount_oracle", amount.encode()[:300])
-        try:
-            ns: int | None = rfc3339_to_ns(stamp)
-        except ValueError:
-            ns = None
-        if ns != ts_oracle(stamp):
-            rep.violations["timestamp_oracle"] += 1
-            rep.examples.setdefault("timestamp_oracle", stamp.encode()[:300])
+        _against_oracle(rep, "amount_oracle", amount, parse_units, AmountError, amount_oracle)
+        _against_oracle(rep, "timestamp_oracle", stamp, rfc3339_to_ns, ValueError, ts_oracle)
 
     if json_seeds:
         frames()

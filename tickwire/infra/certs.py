@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +31,23 @@ class ServerCert:
     bundle: Path  # key + certificate in one PEM file
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (keys, credentials, configs holding secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def secret_file(path: Path) -> str:
+    """The random secret kept in ``path``, made on first use. O_EXCL: of two processes making it at once,
+    one fails instead of both writing different secrets."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(16))
+    return path.read_text().strip()
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -84,7 +97,7 @@ def ensure_ca(directory: Path) -> Path:
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private(ca_key, _key_pem(key))
+    write_private(ca_key, _key_pem(key))
     ca_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return ca_pem
 
@@ -124,7 +137,7 @@ def ensure_server_cert(directory: Path, name: str, common_name: str) -> ServerCe
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = _key_pem(key)
-    _write_private(out.key, key_pem)
-    _write_private(out.bundle, key_pem + cert_pem)
+    write_private(out.key, key_pem)
+    write_private(out.bundle, key_pem + cert_pem)
     out.cert.write_bytes(cert_pem)
     return out

@@ -28,6 +28,7 @@ from tickwire.infra.docker_engine import Engine
 from tickwire.infra.images import IMAGE_TAGS
 from tickwire.infra.process import InfraError
 from tickwire.logs import kv
+from tickwire.monitor import committed_lag
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +162,7 @@ def _lag(bootstrap: str, group: str, tps: list[Any]) -> int:
         }
     )
     try:
-        lag = 0
-        for tp in tps:
-            _, hi = c.get_watermark_offsets(tp, timeout=5, cached=False)
-            lag += hi - tp.offset if tp.offset >= 0 else hi
-        return lag
+        return committed_lag(c, tps)
     finally:
         c.close()
 

@@ -24,11 +24,9 @@ from pathlib import Path
 from tickwire.infra.config import InfraConfig
 from tickwire.infra.process import (
     InfraError,
-    cmdline,
     ensure_apt,
     file_lock,
-    pid_alive,
-    read_pid,
+    owned_pid,
     spawn,
     stop_pid,
     tail,
@@ -127,10 +125,7 @@ class Engine:
         )
 
     def ours(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        if pid is not None and pid_alive(pid) and str(self.private_socket) in " ".join(cmdline(pid)):
-            return pid
-        return None
+        return owned_pid(self.pid_file, lambda argv: str(self.private_socket) in " ".join(argv))
 
     def start(self, timeout: float = 60.0) -> bool:
         """Make sure an engine answers; returns True when this call started the private one."""

@@ -72,6 +72,15 @@ def cmdline(pid: int) -> list[str]:
     return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
 
 
+def owned_pid(pid_file: Path, owns: Callable[[list[str]], bool]) -> int | None:
+    """The live pid in ``pid_file`` whose command line ``owns`` accepts, else None: a pid file can outlive
+    its process and the pid be recycled by an unrelated one."""
+    pid = read_pid(pid_file)
+    if pid is not None and pid_alive(pid) and owns(cmdline(pid)):
+        return pid
+    return None
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         with path.open("rb") as f:

@@ -16,7 +16,6 @@ A separate single KRaft node beside the shared dev broker (default ports 28092/2
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 
 from tickwire.acls import ADMIN_USER, apply_acls, roles
 from tickwire.contract.kafka_security import KafkaSecurity, client_conf
-from tickwire.infra.certs import ensure_server_cert
+from tickwire.infra.certs import ensure_server_cert, secret_file
 from tickwire.infra.config import InfraConfig
 from tickwire.infra.kafka import Kafka
 from tickwire.infra.process import InfraError
@@ -75,13 +74,7 @@ class SecureKafka(Kafka):
 
     def password(self, role: str) -> str:
         """The role's password (made on first use, kept in a 0600 file)."""
-        path = self.secure_dir / "credentials" / f"{role}.password"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(16))
-        return path.read_text().strip()
+        return secret_file(self.secure_dir / "credentials" / f"{role}.password")
 
     def password_file(self, role: str) -> Path:
         self.password(role)

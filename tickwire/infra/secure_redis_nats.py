@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import socket
 import ssl
 from pathlib import Path
 
-from tickwire.infra.certs import ServerCert, ensure_server_cert
+from tickwire.infra.certs import ServerCert, ensure_server_cert, secret_file, write_private
 from tickwire.infra.config import InfraConfig
 from tickwire.infra.redis_nats import Nats, Redis
 
@@ -47,21 +46,6 @@ NATS_BRIDGE_PUBLISH = (
     "$JS.API.STREAM.UPDATE.*",
     "$JS.API.STREAM.INFO.*",
 )
-
-
-def _secret_file(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(16))
-    return path.read_text().strip()
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 def _tls(cfg: InfraConfig, name: str) -> tuple[Path, ServerCert]:
@@ -105,7 +89,7 @@ class SecureRedis(Redis):
         return self.cfg.local_dir / f"secure-redis-{self.port}"
 
     def password(self, user: str) -> str:
-        return _secret_file(self.dir / "credentials" / f"{user}.password")
+        return secret_file(self.dir / "credentials" / f"{user}.password")
 
     def url(self, user: str) -> str:
         """A credential-bearing URL: a secret (never print it)."""
@@ -135,7 +119,7 @@ class SecureRedis(Redis):
         for user in self.users:
             digest = hashlib.sha256(self.password(user).encode()).hexdigest()
             lines.append(f"user {user} on #{digest} {' '.join(rules[user])}")
-        _write_private(self.dir / "users.acl", "\n".join(lines) + "\n")
+        write_private(self.dir / "users.acl", ("\n".join(lines) + "\n").encode())
 
     def argv(self) -> list[str]:
         argv = super().argv()
@@ -179,7 +163,7 @@ class SecureNats(Nats):
         return self.cfg.local_dir / f"secure-nats-{self.port}"
 
     def password(self, user: str) -> str:
-        return _secret_file(self.dir / "credentials" / f"{user}.password")
+        return secret_file(self.dir / "credentials" / f"{user}.password")
 
     def url(self, user: str) -> str:
         """A credential-bearing URL: a secret (never print it). The server requires TLS: see ``tls``."""
@@ -218,7 +202,7 @@ class SecureNats(Nats):
     def prepare(self) -> None:
         super().prepare()
         os.chmod(self.dir, 0o700)
-        _write_private(self.dir / "nats.conf", self.config_text())
+        write_private(self.dir / "nats.conf", self.config_text().encode())
 
     def argv(self) -> list[str]:
         return [super().argv()[0], "-c", str(self.dir / "nats.conf")]

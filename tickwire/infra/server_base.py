@@ -11,11 +11,9 @@ from tickwire.infra.config import InfraConfig
 from tickwire.infra.process import (
     InfraError,
     ServerStatus,
-    cmdline,
     file_lock,
-    pid_alive,
+    owned_pid,
     port_open,
-    read_pid,
     spawn,
     stop_pid,
     tail,
@@ -74,10 +72,7 @@ class Server(ABC):
         return self.is_ready()
 
     def _pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        if pid is not None and pid_alive(pid) and self.owns(cmdline(pid)):
-            return pid
-        return None
+        return owned_pid(self.pid_file, self.owns)
 
     def status(self) -> ServerStatus:
         pid = self._pid()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tickwire.contract.envelope import (
     H_ERROR_CLASS,
     H_ERROR_KIND,
@@ -49,9 +51,9 @@ def dlq_headers(
     return out
 
 
-def replay_origin(headers: Headers) -> bytes | None:
+def replay_origin(headers: Headers | Mapping[str, bytes | None]) -> bytes | None:
     """``topic|partition|offset`` where a re-fed DLQ record was first consumed; None for other records."""
-    h = dict(headers)
+    h = headers if isinstance(headers, Mapping) else dict(headers)
     topic, part, off = h.get(H_SRC_TOPIC), h.get(H_SRC_PARTITION), h.get(H_SRC_OFFSET)
     if not (topic and part and off):
         return None

@@ -7,7 +7,7 @@ Header values are ASCII bytes. Keep this module free of vendor names.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -74,7 +74,11 @@ class Envelope(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes | None]] | None) -> Envelope:
-        h = dict(headers or ())
+        return cls.from_map(dict(headers or ()))
+
+    @classmethod
+    def from_map(cls, h: Mapping[str, bytes | None]) -> Envelope:
+        """From the headers as a dict (a caller that reads other headers too builds it once)."""
         try:
             version = h.get(H_VERSION)
             context = h.get(H_CONTEXT)

@@ -191,14 +191,15 @@ class Pipeline:
         # DLQ record; an outage (errors.InfraError) and a process exit propagate with NO state written
         # (no offset, no dedupe cursor), so the caller's retry sees the record exactly as the first time.
         try:
-            env = Envelope.from_headers(msg.headers)
+            hmap = dict(msg.headers or ())  # once for the envelope and the replay origin
+            env = Envelope.from_map(hmap)
             if self.prefix + env.source + ".raw" != msg.topic:
                 raise EnvelopeError(f"source header {env.source!r} does not belong on topic {msg.topic!r}")
         except BaseException as exc:
             kind = errors.reraise_unhandled(exc)
             st.put(b"o", msgspec.json.encode(msg.offset))
             return self._dlq(msg, exc, res, kind)
-        origin = replay_origin(msg.headers)
+        origin = replay_origin(hmap)
         if origin is not None:
             # A DLQ record re-fed after a fix: it never produced records, so the seq cursor (already past
             # it) does not apply; it is deduped by its original position instead.

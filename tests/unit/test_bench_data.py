@@ -53,3 +53,21 @@ def test_mixed_backlog_is_valid_input_for_the_normalizer() -> None:
     envs = [Envelope.from_headers(m.headers) for m in msgs if m.topic in ("binance.raw", "coinbase.raw")]
     recorded = [e for e in envs if not e.stream.startswith("rest.")]  # WebSocket frames of 2021 sessions
     assert recorded and all(e.ts_recv < 1_700_000_000 * 10**9 for e in recorded)
+
+
+def test_cycled_recording_continues_the_feed_instead_of_repeating_it() -> None:
+    # A verbatim second pass of the Binance recording is all stale diffs (control frames, no record): the
+    # backlog would measure the discard path for two thirds of the Binance share.
+    from tickwire.bench import s_core
+
+    base = data.recorded_events("binance", "spot")
+    events = data.cycled("binance", base, 3 * len(base))
+    assert events[: len(base)] == base  # the first pass is the recording itself
+    msgs = [m for m in s_core.messages(events) if b"@depth" in (m.value or b"")]
+    pipe = s_core._pipeline()
+    statuses = Counter(pipe.process(m).status for m in msgs)
+    assert statuses == {"ok": len(msgs)}
+    second = events[len(base) : 2 * len(base)]
+    changed = [(a, b) for a, b in zip(base, second, strict=True) if a.value != b.value]
+    assert changed and all(b"@depth" in a.value for a, _ in changed)
+    assert [e for e in data.cycled("coinbase", base[:3], 7)] == [base[i % 3] for i in range(7)]

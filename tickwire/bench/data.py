@@ -6,8 +6,10 @@ Everything here is pure generation (no Kafka): the scenarios decide where the re
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -157,6 +159,42 @@ class Mix:
     dbn_batch: int = 100  # DBN records per raw record
 
 
+_DEPTH_IDS = re.compile(rb'"U":(\d+),"u":(\d+)')
+
+
+def cycled(vendor: str, base: list[RawEvent], n: int) -> list[RawEvent]:
+    """``n`` events cycling the recorded ``base``, each pass continuing the feed rather than repeating it.
+
+    A verbatim repeat is not what a live feed sends: Binance diff-depth update ids would go backwards, so
+    from the second pass on every diff is one the book already covers (a control frame, no record), and
+    two thirds of the Binance share measured the stale-diff path. Each pass therefore shifts the ``U``/``u``
+    ids of every symbol by that symbol's id span in the recording (pass k starts where pass k-1 ended);
+    every other byte of the payload stays as recorded.
+    """
+    if not base:
+        return []
+    if vendor != "binance":
+        return [base[i % len(base)] for i in range(n)]
+    span: dict[bytes, list[int]] = {}
+    for e in base:
+        m = _DEPTH_IDS.search(e.value)
+        if m is not None:
+            lo_hi = span.setdefault(e.key, [int(m[1]), int(m[2])])
+            lo_hi[0], lo_hi[1] = min(lo_hi[0], int(m[1])), max(lo_hi[1], int(m[2]))
+    out: list[RawEvent] = []
+    for i in range(n):
+        k, j = divmod(i, len(base))
+        e = base[j]
+        m = _DEPTH_IDS.search(e.value) if k else None
+        if m is not None:
+            lo, hi = span[e.key]
+            d = k * (hi - lo + 1)
+            ids = b'"U":%d,"u":%d' % (int(m[1]) + d, int(m[2]) + d)
+            e = dataclasses.replace(e, value=e.value[: m.start()] + ids + e.value[m.end() :])
+        out.append(e)
+    return out
+
+
 def mixed_backlog(total_events: int, mix: Mix | None = None) -> list[RawEvent]:
     """At least ``total_events`` vendor events over the four vendors, recorded frames cycled as needed.
 
@@ -175,7 +213,7 @@ def mixed_backlog(total_events: int, mix: Mix | None = None) -> list[RawEvent]:
     for vendor in ("binance", "coinbase"):
         base = recorded_events(vendor, "spot" if vendor == "binance" else "feed")
         n = want[vendor]
-        events = [base[i % len(base)] for i in range(n)] if base else []
+        events = cycled(vendor, base, n)
         if vendor == "coinbase" and events and (products := coinbase_products()) is not None:
             events.insert(0, RawEvent("coinbase", "rest.products", b"rest.products", products, "json"))
         per_vendor[vendor] = events

@@ -75,9 +75,15 @@ class Normalizer:
         self.starts = 0
 
     def start(self) -> None:
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "NORMALIZER_BAR_LATENESS_MS": "0"}
+        # Static membership (one slot, "0"): the restarted process takes the partitions back at once
+        # instead of waiting out the killed member's session, and its init_transactions (same
+        # transactional id) aborts the killed process's open transaction, as in production restarts.
+        env = {
+            **os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "NORMALIZER_BAR_LATENESS_MS": "0",
+            "NORMALIZER_STATIC_MEMBERSHIP": "true", "NORMALIZER_SESSION_TIMEOUT_MS": "6000",
+        }  # fmt: skip
         argv = [sys.executable, "-m", "tickwire.cli", "normalize", "--topic-prefix", self.prefix]
-        argv += ["--vendors", "binance", "--create-topics", "--metrics-port", "0"]
+        argv += ["--vendors", "binance", "--create-topics", "--metrics-port", "0", "--instance-id", "0"]
         with self.log.open("ab") as f:
             self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env)
         self.starts += 1

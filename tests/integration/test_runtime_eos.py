@@ -28,6 +28,11 @@ from tests.integration.runtime_support import (
 
 pytestmark = pytest.mark.integration
 
+# The toy runtime's kill count. The x20 is carried by the real normalizer
+# (test_normalize_kafka.py, test_bridge_invariant.py), which runs this runtime; ten here keep the toy's
+# own coverage of kills landing in processing, commits and restores at half the suite time.
+KILLS = 10
+
 KEYS = 7
 PARTS = 3
 
@@ -61,7 +66,7 @@ def test_each_guarantee_publishes_exactly_the_expected_output(
     _finish(toy, kafka_bootstrap, group, inp, out, n)
 
 
-def test_sigkill_twenty_times_mid_stream_is_exactly_once(
+def test_sigkill_ten_times_mid_stream_is_exactly_once(
     kafka_bootstrap: str, unique_topic: Callable[[str], str], unique: Callable[[str], str], tmp_path: Path
 ) -> None:
     n = 8000
@@ -74,7 +79,7 @@ def test_sigkill_twenty_times_mid_stream_is_exactly_once(
     )
     rng = random.Random(20)
     done = 0
-    for kill in range(20):
+    for kill in range(KILLS):
         toy.start()
         wait_for(
             lambda d=done: group_progress(kafka_bootstrap, group, inp, PARTS) > d,  # type: ignore[misc]
@@ -88,4 +93,4 @@ def test_sigkill_twenty_times_mid_stream_is_exactly_once(
     toy.start()
     _finish(toy, kafka_bootstrap, group, inp, out, n)
     log = (tmp_path / "toy.log").read_text()
-    assert log.count("transactional producer ready") == 21
+    assert log.count("transactional producer ready") == KILLS + 1

@@ -1,5 +1,5 @@
 """tickwire.runtime with two workers in one group: a SIGKILLed worker's partitions move to the
-survivor; a second worker joins and leaves, ten times.
+survivor; a second worker joins and leaves, four times.
 
 Exactly-once must survive partitions moving between workers: the committed output equals the toy's
 offline expectation (per key: inputs in order, counts 1..n, nothing lost, nothing twice).
@@ -27,6 +27,9 @@ pytestmark = pytest.mark.integration
 
 KEYS = 7
 PARTS = 4
+# Join/leave rounds of the toy. The issue's x10 rebalance test is the real normalizer's
+# (test_normalize_scaleout.py), on this same runtime; four rounds here keep the toy's own check.
+ROUNDS = 4
 
 
 def _assigned(log: Path) -> set[int]:
@@ -58,7 +61,7 @@ def test_killed_workers_partitions_move_to_the_survivor_exactly_once(
     assert b.kill(signal.SIGTERM) == 0
 
 
-def test_second_worker_joins_and_leaves_ten_times_mid_stream(
+def test_second_worker_joins_and_leaves_mid_stream(
     kafka_bootstrap: str, unique_topic: Callable[[str], str], unique: Callable[[str], str], tmp_path: Path
 ) -> None:
     n = 24_000
@@ -69,7 +72,7 @@ def test_second_worker_joins_and_leaves_ten_times_mid_stream(
     opts = {"delay_ms": 1.0, "batch": 50}
     a = Toy(kafka_bootstrap, inp, out, group, tmp_path / "a.log", instance="a", **opts).start()
     wait_for(lambda: group_progress(kafka_bootstrap, group, inp, PARTS) > 0, timeout=30)
-    for i in range(10):
+    for i in range(ROUNDS):
         lb = tmp_path / f"b{i}.log"
         b = Toy(kafka_bootstrap, inp, out, group, lb, instance="b", **opts).start()
         wait_for(lambda lb=lb: _assigned(lb), timeout=30, what=f"join {i}")  # type: ignore[misc]

@@ -246,7 +246,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="apply: also create the role ACLs (tickwire.acls; as a super user)",
     )
-    parser.add_argument("--format", choices=["strimzi"], default="strimzi", help="export: output format")
+    parser.add_argument(
+        "--format",
+        choices=["strimzi", "strimzi-users"],
+        default="strimzi",
+        help="export: KafkaTopics (strimzi) or the role KafkaUsers with their ACLs (strimzi-users)",
+    )
     parser.add_argument("--cluster", default="tickwire", help="export: the Strimzi Kafka cluster name")
     parser.add_argument("--namespace", help="export: metadata.namespace of every resource")
     args = parser.parse_args(argv)
@@ -261,10 +266,15 @@ def main(argv: list[str]) -> int:
             return 2
         specs = [replace(s, replication=args.replication) for s in specs]
     if args.action == "export":
-        from tickwire.topic_export import render, strimzi_topics
+        from tickwire.topic_export import render, strimzi_topics, strimzi_users
 
         try:
-            docs = strimzi_topics(specs, cluster=args.cluster, namespace=args.namespace)
+            if args.format == "strimzi-users":
+                docs = strimzi_users(
+                    specs, cluster=args.cluster, prefix=args.prefix, namespace=args.namespace
+                )
+            else:
+                docs = strimzi_topics(specs, cluster=args.cluster, namespace=args.namespace)
         except ValueError as e:
             print(f"tickwire topics export: {e}", file=sys.stderr)
             return 2

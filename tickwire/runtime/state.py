@@ -159,9 +159,10 @@ def restore(
     out: dict[Any, dict[bytes, bytes]] = {tp: {} for tp in tps}
     by_cl: dict[tuple[str, int], Any] = {}
     ends: dict[tuple[str, int], int] = {}
+    deadline = time.monotonic() + timeout_s
     for tp in tps:
         cl = (changelog_topic(app_id, tp[0]), tp[1])
-        lo, hi = consumer.get_watermark_offsets(TopicPartition(cl[0], cl[1]), timeout=15)
+        lo, hi = _watermarks(consumer, TopicPartition(cl[0], cl[1]), deadline)
         if hi > lo:
             by_cl[cl] = tp
             ends[cl] = hi
@@ -169,7 +170,6 @@ def restore(
         return out
     consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
     pending = set(ends)
-    deadline = time.monotonic() + timeout_s
     n = 0
     try:
         while pending:
@@ -203,3 +203,24 @@ def restore(
         consumer.unassign()
     log.info("state restored %s", kv(partitions=len(tps), records=n))
     return out
+
+
+def _watermarks(consumer: Any, tp: Any, deadline: float) -> tuple[int, int]:
+    """The partition's (low, high) watermarks, retried until ``deadline``: when the broker that led the
+    changelog partition has just died, the lookup times out until its leadership moves (seconds)."""
+    from confluent_kafka import KafkaException
+
+    while True:
+        try:
+            lo, hi = consumer.get_watermark_offsets(
+                tp, timeout=max(1.0, min(15.0, deadline - time.monotonic()))
+            )
+            return int(lo), int(hi)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.fatal() or time.monotonic() > deadline:
+                raise
+            log.warning(
+                "changelog watermarks retry %s", kv(topic=tp.topic, partition=tp.partition, error=err)
+            )
+            time.sleep(0.5)

@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from tickwire.backoff import Backoff
 from tickwire.logs import kv
+from tickwire.runtime import txn
 from tickwire.runtime.config import StreamConfig, batch_for
 from tickwire.runtime.errors import FatalRuntimeError, Rollback
 from tickwire.runtime.group import GroupMember
@@ -53,6 +54,7 @@ class StreamWorker(GroupMember):
         self._backoff = Backoff(cfg.retry_base_s, cfg.retry_cap_s)  # between rolled-back cycles
         self._delivery_error: KafkaError | None = None
         self.transactional_id = cfg.transactional_id() if self.eos else None
+        self._replace_producer = False  # a fatal producer error the rollback recovers from (runtime.txn)
         # Deep liveness: stamped every loop iteration; a wedged loop fails /healthz (see httpd.Heartbeat).
         self.heartbeat = Heartbeat(cfg.group_id, cfg.loop_stall_s)
 
@@ -73,8 +75,8 @@ class StreamWorker(GroupMember):
             while not self.stopping:
                 self._step()
             self._final_commit()
-        except FatalRuntimeError:
-            self.fatal = self.fatal or FatalRuntimeError("fatal")
+        except FatalRuntimeError as exc:
+            self.fatal = self.fatal or exc
             raise
         finally:
             self._shutdown()
@@ -292,6 +294,9 @@ class StreamWorker(GroupMember):
 
     def _fatal_or(self, exc: KafkaException, what: str) -> Exception:
         err: KafkaError = exc.args[0]
+        if txn.replaceable(err, what):  # the rollback replaces the producer (tickwire.runtime.txn)
+            self._replace_producer = True
+            return Rollback(what, exc)
         if err.fatal() or not (err.txn_requires_abort() or err.retriable()):
             self.fatal = FatalRuntimeError(f"{what}: {err}")
             return self.fatal
@@ -300,17 +305,19 @@ class StreamWorker(GroupMember):
     def _rollback(self, rb: Rollback, *, backoff_after: bool = True, leaving: list[TP] | None = None) -> None:
         """Undo the open cycle: abort, state back to the last commit, every partition to its offset."""
         self.metrics.abort(rb.reason)
-        # abort_transaction or a drain (each up to the commit timeout), then the backoff delay.
-        self.heartbeat.beat(grace_s=2 * self.scfg.commit_timeout_s + self.scfg.retry_cap_s)
+        # Abort retries (2x the commit timeout) + a new producer's init_transactions, or a drain; backoff.
+        timeout = self.scfg.commit_timeout_s
+        self.heartbeat.beat(grace_s=3 * timeout + self.scfg.retry_cap_s)
         log.warning("rolling back %s", kv(group=self.cfg.group_id, reason=rb, records=self._cycle_records))
         if self.eos:
-            if self._in_txn:
-                try:
-                    self.producer.abort_transaction(self.scfg.commit_timeout_s)
-                except KafkaException as exc:
-                    self.fatal = FatalRuntimeError(f"abort: {exc}")
-                    raise self.fatal from exc
-                self._in_txn = False
+            if self._in_txn and not self._replace_producer:  # raises FatalRuntimeError if it cannot
+                self._replace_producer = not txn.abort(self.producer, timeout, time.monotonic() + 2 * timeout)
+            if self._replace_producer:
+                log.warning("transactional producer failed fatally: replacing it %s", kv(reason=rb))
+                self.metrics.abort("producer_replaced")
+                self._new_producer()  # its init_transactions aborts what the old one left open
+                self._replace_producer = False
+            self._in_txn = False
         else:
             # Undelivered outputs of the cycle are dropped from the queue; the records come again.
             self.producer.purge(in_queue=True, in_flight=False)

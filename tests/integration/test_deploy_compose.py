@@ -1,6 +1,7 @@
 """deploy/compose.yaml on the project's Docker engine: the stack comes up healthy, two normalizer workers
-split the raw partitions, canonical records reach Redis and JetStream, and the stack carries on while a
-broker container is stopped.
+split the raw partitions, canonical records reach Redis and JetStream, the stack carries on while a
+broker container is stopped and while a normalizer is stopped; at the end the raw topic equals the
+simulator's sent log and the canonical topics the offline expectation, once each.
 
 Opt-in (TICKWIRE_DEPLOY_TEST=1, `make test-deploy`; .ci/run runs it after `make test` while CI's time
 budget allows): it needs the images (`make images`: ~4 min cold on a fresh clone, ~15 s warm) and this
@@ -13,10 +14,24 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import wait_for
+from tests.integration.cluster_pipeline import (
+    CANONICAL,
+    check_raw_against_sent,
+    explain,
+    live,
+    load_sent_log,
+    offline,
+    read_rows,
+    settled,
+    sim_control,
+    sim_frames,
+    ws_frames_in,
+)
 from tickwire.infra.config import load_config
 from tickwire.infra.deploy import Stack, compose_env, group_report
 from tickwire.infra.docker_engine import Engine
@@ -32,14 +47,21 @@ pytestmark = [
 ENV = compose_env()
 
 
+SENT_LOG = "/tmp/sent-binance.jsonl"  # inside the sim-binance container (compose TICKWIRE_SIM_SENT_LOG)
+RAW = "binance.raw"
+SIM_HTTP = "http://127.0.0.1:28765"
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     s = Stack(Engine.for_config(load_config()))
+    os.environ["TICKWIRE_SIM_SENT_LOG"] = SENT_LOG  # read by docker-compose's interpolation at `up`
     try:
         started, secs = s.up(timeout=420)
         print(f"stack healthy in {secs:.1f}s (engine started: {started})")
         yield s
     finally:
+        os.environ.pop("TICKWIRE_SIM_SENT_LOG", None)
         t0 = time.monotonic()
         print(s.compose("ps", capture=True, check=False))
         s.down()
@@ -149,3 +171,41 @@ def test_a_stopped_normalizers_partitions_move_to_the_other_worker(stack: Stack)
     finally:
         stack.compose("start", "normalizer-1")
     wait_for(two_share, timeout=90, interval=1, what="two workers sharing the partitions again")
+
+
+def test_everything_sent_is_on_raw_once_and_canonical_equals_the_offline_expectation(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Last in the module: after the broker container stop and the normalizer stop above, the raw topic
+    holds exactly what the simulator sent (its sent log), once each, and the canonical topics (read
+    committed) exactly what the normalizer's offline path makes of those raw records, once each."""
+    boot = ENV["KAFKA_BOOTSTRAP_SERVERS"]
+    # Quiesce: the simulator sends nothing more; once the producer has published every frame sent, stop
+    # the producer (SIGTERM: flushes) and the simulator (writes its log).
+    assert sim_control(SIM_HTTP, "/control/fault?fault=mute&seconds=3600&pong=1")["ok"]
+    n_sent = settled(lambda: sim_frames(SIM_HTTP))
+    wait_for(lambda: ws_frames_in(boot, RAW) == n_sent, 90, interval=0.5, what="every frame sent on raw")
+    stack.compose("stop", "-t", "20", "ingest-binance")
+    stack.compose("stop", "-t", "20", "sim-binance")
+    name = next(c.name for c in stack.containers() if c.service == "sim-binance")
+    local = tmp_path / "sent.jsonl"
+    stack.engine.run(["docker", "cp", f"{name}:{SENT_LOG}", str(local)])
+    sent = load_sent_log(local)
+    assert len(sent.ws[1]) == n_sent > 1000
+    raw = read_rows(boot, [RAW])
+    n_rest = check_raw_against_sent(raw, sent, partitions=3)
+    want = offline(raw, "")
+    out = [*CANONICAL, "tickwire.gaps"]
+
+    registry = ENV["SCHEMA_REGISTRY_URL"]  # the stack's writers registered their schemas there
+
+    def canonical() -> bool:
+        return live(read_rows(boot, out), "", registry) == want
+
+    try:
+        wait_for(canonical, 120, interval=2, what="canonical == offline expectation")
+    except AssertionError:
+        raise AssertionError(explain(want, live(read_rows(boot, out), "", registry))) from None
+    print(
+        f"compose: {n_sent} ws frames + {n_rest} REST records on raw; {sum(want.values())} canonical records"
+    )

@@ -64,6 +64,9 @@ def stack() -> Iterator[Stack]:
         os.environ.pop("TICKWIRE_SIM_SENT_LOG", None)
         t0 = time.monotonic()
         print(s.compose("ps", capture=True, check=False))
+        # Shown only when a test failed (captured output): the last lines of every service, which the
+        # `down` below removes with the containers.
+        print(s.compose("logs", "--no-color", "--tail", "40", capture=True, check=False)[-60_000:])
         s.down()
         print(f"stack down in {time.monotonic() - t0:.1f}s")
 

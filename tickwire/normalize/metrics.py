@@ -102,12 +102,20 @@ class Metrics:
                 self._add(self.control, name)
             elif status == "duplicate":
                 self._add(self.dupes, name)
-        for counter, n in (
-            (self.gaps, res.gaps), (self.late, res.late_trades), (self.crossed, res.crossed),
-            (self.bars, res.bars), (self.rewinds, int(res.rewound)), (self.resync, len(res.resync)),
-        ):  # fmt: skip
-            if n:
-                self._add(counter, name, n=n)
+        # Plain tests, not a loop over (counter, count) pairs: building those tuples for every record
+        # cost ~0.2 us, a quarter of this method, for records that mostly have none of these.
+        if res.gaps:
+            self._add(self.gaps, name, n=res.gaps)
+        if res.late_trades:
+            self._add(self.late, name, n=res.late_trades)
+        if res.crossed:
+            self._add(self.crossed, name, n=res.crossed)
+        if res.bars:
+            self._add(self.bars, name, n=res.bars)
+        if res.rewound:
+            self._add(self.rewinds, name)
+        if res.resync:
+            self._add(self.resync, name, n=len(res.resync))
 
     def _add(self, counter: Any, *labels: str, n: int = 1) -> None:
         k = (counter, *labels)

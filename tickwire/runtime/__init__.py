@@ -94,7 +94,8 @@ Common
   finish the batch, final commit, leave the group, close clients.
 * Metrics (prometheus-client, default registry, labels ``group``): ``tickwire_runtime_lag`` (per
   topic/partition), ``_batch_size``, ``_commit_seconds``, ``_rebalances_total{kind}``,
-  ``_aborts_total{reason}``, ``_records_in_total``, ``_records_out_total``, ``_commits_total``.
+  ``_aborts_total{reason}``, ``_records_in_total``, ``_records_out_total``, ``_commits_total``,
+  ``_producer_replacements_total``.
 * Retries (rolled-back cycles, failed sink writes) wait ``tickwire.backoff.Backoff`` delays, reset by
   the next successful commit.
 """

@@ -31,6 +31,11 @@ class _Families:
         self.records_in = Counter(_P + "records_in_total", "input records processed", ["group"])
         self.records_out = Counter(_P + "records_out_total", "output records produced", ["group"])
         self.commits = Counter(_P + "commits_total", "successful commits", ["group"])
+        self.producer_replacements = Counter(
+            _P + "producer_replacements_total",
+            "transactional producers replaced after a fatal error (tickwire.runtime.txn)",
+            ["group"],
+        )
 
 
 @functools.cache
@@ -50,6 +55,7 @@ class WorkerMetrics:
         self.records_in = f.records_in.labels(group)
         self.records_out = f.records_out.labels(group)
         self.commits = f.commits.labels(group)
+        self.producer_replacements = f.producer_replacements.labels(group)
         self._lag: dict[tuple[str, int], Any] = {}
 
     def rebalance(self, kind: str) -> None:

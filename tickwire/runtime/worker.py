@@ -314,7 +314,7 @@ class StreamWorker(GroupMember):
                 self._replace_producer = not txn.abort(self.producer, timeout, time.monotonic() + 2 * timeout)
             if self._replace_producer:
                 log.warning("transactional producer failed fatally: replacing it %s", kv(reason=rb))
-                self.metrics.abort("producer_replaced")
+                self.metrics.producer_replacements.inc()  # the cycle's abort is counted above
                 self._new_producer()  # its init_transactions aborts what the old one left open
                 self._replace_producer = False
             self._in_txn = False

@@ -67,29 +67,35 @@ def strimzi_topics(
         if name in seen:
             raise ValueError(f"topics {seen[name]!r} and {s.name!r} map to the same Kubernetes name {name!r}")
         seen[name] = s.name
-        metadata: dict[str, Any] = {
-            "name": name,
-            "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/part-of": "tickwire"},
-            "annotations": {"tickwire.io/key": s.key, "tickwire.io/purpose": s.purpose},
-        }
+        notes = {"tickwire.io/key": s.key, "tickwire.io/purpose": s.purpose}
         if s.schema:
-            metadata["annotations"]["tickwire.io/schema"] = s.schema
-        if namespace:
-            metadata["namespace"] = namespace
+            notes["tickwire.io/schema"] = s.schema
+        spec = {
+            "topicName": s.name,
+            "partitions": s.partitions,
+            "replicas": s.replication,
+            "config": dict(sorted(s.configs.items())),
+        }
         out.append(
-            {
-                "apiVersion": STRIMZI_API,
-                "kind": "KafkaTopic",
-                "metadata": metadata,
-                "spec": {
-                    "topicName": s.name,
-                    "partitions": s.partitions,
-                    "replicas": s.replication,
-                    "config": dict(sorted(s.configs.items())),
-                },
-            }
+            _resource("KafkaTopic", name, spec, cluster=cluster, namespace=namespace, annotations=notes)
         )
     return out
+
+
+def _resource(
+    kind: str, name: str, spec: dict[str, Any], *, cluster: str, namespace: str | None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One Strimzi custom resource of the cluster ``cluster``, labelled as tickwire's."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/part-of": "tickwire"},
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    if namespace:
+        metadata["namespace"] = namespace
+    return {"apiVersion": STRIMZI_API, "kind": kind, "metadata": metadata, "spec": spec}
 
 
 def strimzi_acls(grants: list[Grant]) -> list[dict[str, Any]]:
@@ -122,23 +128,11 @@ def strimzi_users(
     for role, grants in role_grants(specs, prefix).items():
         if k8s_name(role) != role:
             raise ValueError(f"role {role!r} is no valid Kubernetes name (it names the KafkaUser)")
-        metadata: dict[str, Any] = {
-            "name": role,
-            "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/part-of": "tickwire"},
+        spec = {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": strimzi_acls(grants)},
         }
-        if namespace:
-            metadata["namespace"] = namespace
-        out.append(
-            {
-                "apiVersion": STRIMZI_API,
-                "kind": "KafkaUser",
-                "metadata": metadata,
-                "spec": {
-                    "authentication": {"type": "scram-sha-512"},
-                    "authorization": {"type": "simple", "acls": strimzi_acls(grants)},
-                },
-            }
-        )
+        out.append(_resource("KafkaUser", role, spec, cluster=cluster, namespace=namespace))
     return out
 
 

@@ -74,7 +74,7 @@ class StreamWorker(GroupMember):
         try:
             while not self.stopping:
                 self._step()
-            self._final_commit()
+            self._end_cycle([])
         except FatalRuntimeError as exc:
             self.fatal = self.fatal or exc
             raise
@@ -337,7 +337,10 @@ class StreamWorker(GroupMember):
     # -- rebalance hooks --
 
     def _on_assign(self, consumer: Any, parts: list[TopicPartition]) -> None:
-        # Runs inside consume(): committed offsets (stable offsets may wait), then the state restore.
+        # Runs inside consume(): stable offsets may wait out a dead owner's transaction, then the restore.
+        # Our open cycle is committed first, as on revoke: held across that wait it would time out too.
+        if parts:
+            self._end_cycle([])
         self.heartbeat.beat(grace_s=_COMMITTED_S + self.scfg.restore_timeout_s)
         super()._on_assign(consumer, parts)
 
@@ -359,13 +362,16 @@ class StreamWorker(GroupMember):
             self.processor.on_assign(tp, st)
 
     def _revoking(self, tps: list[TP]) -> None:
-        # Commit-or-abort before the partitions go: the next owner starts from what is committed.
+        self._end_cycle(tps)  # before the partitions go: the next owner starts from what is committed
+        self._drop(tps, "revoke")
+
+    def _end_cycle(self, leaving: list[TP]) -> None:
+        """Commit the open cycle, or roll it back (no backoff; ``leaving`` is not rewound)."""
         if self.fatal is None and (self._cycle_records or self._in_txn):
             try:
                 self._commit()
             except Rollback as rb:
-                self._rollback(rb, backoff_after=False, leaving=tps)
-        self._drop(tps, "revoke")
+                self._rollback(rb, backoff_after=False, leaving=leaving)
 
     def _lost(self, tps: list[TP]) -> None:
         # Someone else may own them already: nothing of this cycle may be committed.
@@ -379,12 +385,6 @@ class StreamWorker(GroupMember):
         self.processor.on_reset(tps, reason)
 
     # -- stop --
-
-    def _final_commit(self) -> None:
-        try:
-            self._commit()
-        except Rollback as rb:
-            self._rollback(rb, backoff_after=False)
 
     def _shutdown(self) -> None:
         if self.fatal is not None and self.producer is not None:

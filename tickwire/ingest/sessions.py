@@ -91,19 +91,28 @@ def _read(c: Consumer, tps: list[TopicPartition], ends: dict[int, int], timeout:
     return out
 
 
+def _read_topic(c: Consumer, topic: str, tail: int | None) -> list[Any] | None:
+    """Every record of ``topic`` up to its high watermarks (only the last ``tail`` per partition when
+    given); None when the topic does not exist or reports an error."""
+    md = c.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or md.error is not None:
+        return None
+    ends, tps = {}, []
+    for p in sorted(md.partitions):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        ends[p] = hi
+        tps.append(TopicPartition(topic, p, lo if tail is None else max(lo, hi - tail)))
+    return _read(c, tps, ends, 15.0)
+
+
 def read_previous(bootstrap: str, topic: str, key: bytes, decode: Callable[[bytes], Any]) -> Previous | None:
     c = _consumer(bootstrap)
     try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
+        records = _read_topic(c, topic, None)
+        if records is None:
             return None
-        ends, tps = {}, []
-        for p in sorted(md.partitions):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[p] = hi
-            tps.append(TopicPartition(topic, p, lo))
         latest: Previous | None = None
-        for m in _read(c, tps, ends, 15.0):
+        for m in records:
             if m.key() != key or m.value() is None:
                 continue
             hb = decode(m.value())
@@ -121,15 +130,10 @@ def last_seq_on_topic(bootstrap: str, topic: str, session: int, stream: str) -> 
     want_session, want_stream = str(session).encode(), stream.encode()
     best: tuple[int, int] | None = None
     try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
+        records = _read_topic(c, topic, TAIL)
+        if records is None:
             return None
-        ends, tps = {}, []
-        for p in sorted(md.partitions):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[p] = hi
-            tps.append(TopicPartition(topic, p, max(lo, hi - TAIL)))
-        for m in _read(c, tps, ends, 15.0):
+        for m in records:
             h = dict(m.headers() or ())
             if h.get(H_SESSION) != want_session or h.get(H_STREAM) != want_stream:
                 continue

@@ -87,6 +87,9 @@ class RawPublisher:
         src = self.source
         health.MESSAGES_RECEIVED.labels(src, stream).inc()
         health.BYTES_RECEIVED.labels(src, stream).inc(len(frame))
+        # Before the seq is taken: a topic without metadata yet raises here, and a seq taken for a frame
+        # that never reached Kafka would read downstream as a gap.
+        parts = self.producer.partitions(self.raw_topic) if broadcast else 0
         seq = self.next_seq(stream)
         env = Envelope(
             src, stream, self.session, seq, ts_recv, content_type or self.content_type, __version__
@@ -107,7 +110,7 @@ class RawPublisher:
         if not broadcast:
             self.producer.produce(self.raw_topic, frame, k, headers, stream=stream)
             return seq
-        for part in range(self.producer.partitions(self.raw_topic)):
+        for part in range(parts):
             self.producer.produce(self.raw_topic, frame, k, headers, stream=stream, partition=part)
         return seq
 

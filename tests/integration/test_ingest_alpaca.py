@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Message
 
-from tests.helpers import consume_until
+from tests.helpers import consume_to_end, consume_until
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import Envelope
 from tickwire.infra.process import free_port
@@ -168,7 +168,7 @@ def test_twenty_drops_reconnect_resubscribe_and_emit_one_gap_each(bootstrap: str
     assert len(sim.connections) == 21
     # every connection was (re)subscribed to the full set
     assert all(c.subscriptions >= {"trades:AAPL", "trades:SPY", "bars:AAPL"} for c in sim.connections)
-    gaps_msgs = consume(bootstrap, prefix + "tickwire.gaps", until=lambda o: len(o) >= 21, timeout=15)
+    gaps_msgs = consume_to_end(bootstrap, prefix + "tickwire.gaps")  # stopped and flushed: all there
     gaps = [Codec().decode(m.value()) for m in gaps_msgs]
     assert len(gaps) == 20
     assert all(g.reason == "reconnect" and g.detected_by == "producer" for g in gaps)
@@ -286,7 +286,7 @@ def test_live_subscription_add_remove_and_restart(bootstrap: str, prefix: str) -
         p.stop()
     finally:
         sim.stop()
-    msgs = consume(bootstrap, raw, until=lambda o: False, timeout=6)
+    msgs = consume_to_end(bootstrap, raw)  # the producer stopped and flushed
     mine = [m for m in msgs if env_of(m).session == session2]
     acks = [env_of(m).seq for m in mine if b'"T":"subscription"' in m.value() and msft not in m.value()]
     assert acks, "unsubscribe ack missing"

@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Message
 from websockets.sync.client import connect
 
-from tests.helpers import consume_until, wait_for
+from tests.helpers import consume_to_end, consume_until, wait_for
 from tickwire.contract.adapter import Subs
 from tickwire.contract.codec import Codec
 from tickwire.contract.envelope import Envelope
@@ -174,7 +174,7 @@ def test_twenty_drops_twenty_gaps_and_whole_option_set_resubscribed(
     for c in sim.connections:  # every connection: the whole set, subscribed by the runner itself
         subscribed = {x for action, params in c.state["actions"] if action == "subscribe" for x in params}
         assert subscribed == want
-    gap_msgs = consume(kafka_bootstrap, prefix + "tickwire.gaps", until=lambda o: len(o) >= 21, timeout=15)
+    gap_msgs = consume_to_end(kafka_bootstrap, prefix + "tickwire.gaps")  # stopped and flushed: all there
     gaps = [Codec().decode(m.value()) for m in gap_msgs]
     assert len(gaps) == 20
     assert all(

@@ -1,36 +1,29 @@
 """Helpers of the broker-failover pipeline test in test_infra_cluster.py (no tests here): the pipeline's
 processes, reading topics whole, the simulator's sent log and control endpoint, the raw-vs-sent check,
-the offline expectation of the canonical topics, a timestamped Redis subscriber and a JetStream reader.
+the offline expectation of the canonical topics, the coordinator brokers (bridges: cluster_bridges.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import json
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nats
-import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tests.helpers import unique_name, wait_for
 from tests.integration.test_bridge_helpers import TICKWIRE, Proc, bridge_proc
 from tickwire import topic_admin
-from tickwire.bridges import shapes
 from tickwire.contract.codec import Codec, to_json_dict
 from tickwire.contract.envelope import H_STREAM, Envelope
-from tickwire.contract.records import Bar, Trade
 from tickwire.normalize.parse_cli import offline_pipeline
 from tickwire.normalize.pipeline import RawMessage
 from tickwire.vendors.binance.adapter import BinanceAdapter
@@ -109,6 +102,39 @@ def leader_of(bootstrap: str, topic: str, partition: int) -> int:
     return int(md.topics[topic].partitions[partition].leader)
 
 
+def _java_hash(s: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), signed 32-bit."""
+    units = s.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def coordinator(bootstrap: str, internal_topic: str, key: str) -> int | None:
+    """The broker coordinating ``key`` (a transactional id in ``__transaction_state``, a group id in
+    ``__consumer_offsets``): the leader of its partition, ``Utils.abs(String.hashCode) % partitions``
+    on the broker (the client here has no describe-transactions call). None before the topic exists."""
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(internal_topic, timeout=10)
+    parts = md.topics[internal_topic].partitions
+    if not parts:
+        return None
+    h = _java_hash(key)
+    return int(parts[(0 if h == -(1 << 31) else abs(h)) % len(parts)].leader)
+
+
+def coordinated_by_one(bootstrap: str) -> str | None:
+    """A topic prefix under which the normalizer's group and transactional id (``tickwire normalize
+    --instance-id 0``) have the same coordinator broker: killing it kills both coordinators at once."""
+    for _ in range(200):
+        prefix = unique_name("fo") + "."
+        group = prefix + "tickwire-normalizer"
+        txn = coordinator(bootstrap, "__transaction_state", group + "-0")
+        if txn is not None and txn == coordinator(bootstrap, "__consumer_offsets", group):
+            return prefix
+    return None  # not both internal topics yet, or their leaders still moving
+
+
 # ---- the processes ------------------------------------------------------------------------------------
 
 
@@ -138,6 +164,10 @@ class Pipeline:
             raise AssertionError(f"{p.argv[1:3]} exited while waiting for {what}: {why[:300]} {lines[-3:]}")
 
     @property
+    def normalizer_txn_id(self) -> str:
+        return self.prefix + "tickwire-normalizer-0"  # its group, + its --instance-id
+
+    @property
     def http_url(self) -> str:
         return "http" + self.ws_url.removeprefix("ws")
 
@@ -150,9 +180,10 @@ class Pipeline:
         return self.tmp / "sent.jsonl"
 
 
-def start_pipeline(bootstrap: str, tmp: Path, procs: list[Proc], redis_url: str, nats_url: str) -> Pipeline:
-    """Apply topics.yaml (replication 3, under a fresh prefix), then start every stage."""
-    prefix = unique_name("fo") + "."
+def start_pipeline(
+    bootstrap: str, tmp: Path, procs: list[Proc], redis_url: str, nats_url: str, prefix: str
+) -> Pipeline:
+    """Apply topics.yaml (replication 3, under ``prefix``), then start every stage."""
     kp, js_stream = unique_name("fok") + ":", unique_name("FO").replace("-", "_").upper()
     assert (
         topic_admin.main(["apply", "--bootstrap", bootstrap, "--replication", "3", "--prefix", prefix]) == 0
@@ -317,82 +348,3 @@ def explain(want: collections.Counter[Canon], got: collections.Counter[Canon]) -
         f"{sum(missing.values())} missing, {sum(extra.values())} extra or duplicated; first missing "
         f"{next(iter(missing), None)}, first extra {next(iter(extra), None)}"
     )
-
-
-# ---- bridges --------------------------------------------------------------------------------------------
-
-
-class Subscriber(threading.Thread):
-    """A legacy Redis consumer of the bridge's market_* channels: (arrival wall time, channel, payload)."""
-
-    def __init__(self, url: str, pattern: str) -> None:
-        super().__init__(daemon=True, name="redis-sub")
-        client: Any = redis.Redis.from_url(url)
-        self.ps = client.pubsub()
-        self.ps.psubscribe(pattern)
-        self.seen: list[tuple[float, str, bytes]] = []
-        self.halt = False
-
-    def run(self) -> None:
-        while not self.halt:
-            m = self.ps.get_message(ignore_subscribe_messages=True, timeout=0.2)
-            if m is not None and m["type"] == "pmessage":
-                self.seen.append((time.time(), m["channel"].decode(), m["data"]))
-        self.ps.close()
-
-    def trades_after(self, wall: float) -> list[tuple[float, float]]:
-        """(arrival, trade time) of the trades seen whose event time is after ``wall`` (epoch seconds)."""
-        out = []
-        for at, channel, data in list(self.seen):
-            if ":market_trades:" in f":{channel}":
-                ts = datetime.fromisoformat(json.loads(data)["timestamp"]).timestamp()
-                if ts > wall:
-                    out.append((at, ts))
-        return out
-
-
-def redis_expected(committed: list[Any], kp: str) -> collections.Counter[tuple[str, bytes]]:
-    """The pub/sub messages the Redis bridge owes legacy consumers for these committed records."""
-    return collections.Counter(
-        (f"{kp}market_trades:{r.symbol}", shapes.trade_message(r))
-        if isinstance(r, Trade)
-        else (f"{kp}market_data:{r.symbol}", shapes.bar_message(r))
-        for r in committed
-        if isinstance(r, Trade) or (isinstance(r, Bar) and r.timeframe == "1m")
-    )
-
-
-async def _jetstream(url: str, stream: str, delete: bool) -> list[tuple[str, bytes]]:
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        n = (await js.stream_info(stream)).state.messages
-        got: list[tuple[str, bytes]] = []
-        if n:
-            sub = await js.pull_subscribe(">", stream=stream)
-            while len(got) < n:
-                for m in await sub.fetch(min(1000, n - len(got)), timeout=5):
-                    got.append(((m.headers or {}).get("Nats-Msg-Id", ""), m.data))
-                    await m.ack()
-        if delete:
-            await js.delete_stream(stream)
-        return got
-    finally:
-        await nc.close()
-
-
-def jetstream_messages(url: str, stream: str, delete: bool = False) -> list[tuple[str, bytes]]:
-    """(Nats-Msg-Id, payload) of every message in ``stream``."""
-    return asyncio.run(_jetstream(url, stream, delete))
-
-
-async def _count(url: str, stream: str) -> int:
-    nc = await nats.connect(url)
-    try:
-        return int((await nc.jetstream().stream_info(stream)).state.messages)
-    finally:
-        await nc.close()
-
-
-def jetstream_count(url: str, stream: str) -> int:
-    return asyncio.run(_count(url, stream))

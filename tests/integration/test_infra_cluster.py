@@ -19,20 +19,19 @@ from typing import Any
 import pytest
 
 from tests.helpers import unique_name, wait_for
+from tests.integration.cluster_bridges import Subscriber, jetstream_count, jetstream_messages, redis_expected
 from tests.integration.cluster_pipeline import (
     CANONICAL,
-    Subscriber,
     check_raw_against_sent,
+    coordinated_by_one,
+    coordinator,
     explain,
     isr_full,
-    jetstream_count,
-    jetstream_messages,
     leader_of,
     live,
     load_sent_log,
     offline,
     read_rows,
-    redis_expected,
     settled,
     sim_control,
     sim_frames,
@@ -189,27 +188,32 @@ def test_broker_sigkill_mid_stream_pipeline_exactly_once_against_sent_log(
 ) -> None:
     """Simulator -> `tickwire ingest binance` -> binance.raw -> `tickwire normalize` (exactly-once) ->
     canonical topics -> both bridges, all processes, on the 3-broker cluster (topics.yaml applied with
-    replication 3, min.insync.replicas 2). The broker leading the busiest raw partition is SIGKILLed
-    mid-stream; every stage must carry on on two brokers (trades executed after the kill reach Redis and
-    are committed before the victim is back); it restarts and rejoins every ISR. Then: the raw topic holds
-    exactly what the simulator sent (its sent log), once each; the canonical topics hold exactly what the
-    normalizer's offline path makes of those raw records, once each (read_committed); Redis pub/sub and
-    JetStream got every committed record once."""
+    replication 3, min.insync.replicas 2). The broker coordinating both the normalizer's transactions
+    and its consumer group is SIGKILLed mid-stream; every stage must carry on on two brokers (trades
+    executed after the kill reach Redis and are committed before the victim is back); it restarts and
+    rejoins every ISR. Then: the raw topic holds exactly what the simulator sent (its sent log), once
+    each; the canonical topics hold exactly what the normalizer's offline path makes of those raw
+    records, once each (read_committed); Redis pub/sub and JetStream got every committed record once."""
     t_test = time.monotonic()
     boot = cluster.kafka_bootstrap
-    pl = start_pipeline(boot, tmp_path, procs, redis_url, nats_url)
+    # The internal topics exist first (not yet when run alone): an init_transactions and a group lookup.
+    _txn_producer(cluster, unique_name("warm"))
+    _admin(cluster).describe_consumer_groups([unique_name("warm")])
+    prefix = wait_for(lambda: coordinated_by_one(boot), 30, what="a prefix with one coordinator")
+    pl = start_pipeline(boot, tmp_path, procs, redis_url, nats_url, prefix)
     sub = Subscriber(redis_url, f"{pl.key_prefix}market_*")
     sub.start()
     codec = Codec(None)
+    victim: Kafka | None = None
     try:
         wait_alive(lambda: len(sub.seen) >= 50, pl, 120, what="trades through every stage to Redis")
         t_flow = time.monotonic()
 
-        # --- SIGKILL the leader of the raw partition carrying the most frames: its leadership must move
-        rows = read_rows(boot, [pl.raw_topic], "read_uncommitted", idle=0.5)
-        per_part = Counter(r.partition for r in rows)
-        busiest = per_part.most_common(1)[0][0]
-        victim = Kafka(cluster, node=leader_of(boot, pl.raw_topic, busiest))
+        # --- SIGKILL the broker coordinating both the normalizer's transactions and its group (the
+        # prefix was chosen so): the hardest one to lose. Whatever raw partition it leads moves too.
+        victim = Kafka(cluster, node=coordinator(boot, "__transaction_state", pl.normalizer_txn_id))
+        led = [p for p in range(3) if leader_of(boot, pl.raw_topic, p) == victim.node]
+        per_part = Counter(r.partition for r in read_rows(boot, [pl.raw_topic], "read_uncommitted", idle=0.5))
         pid = victim.status().pid
         assert pid is not None
         kill_wall, t_kill = time.time(), time.monotonic()
@@ -277,6 +281,8 @@ def test_broker_sigkill_mid_stream_pipeline_exactly_once_against_sent_log(
         pl.watch("the end")
     finally:
         sub.halt = True
+        if victim is not None and victim.status().pid is None:
+            victim.up()  # the module's other tests need all three brokers, whatever failed here
     sub.join(5)
     seen_redis = Counter((ch, data) for _, ch, data in sub.seen)
     # Counted, not de-duplicated: two trades in one millisecond at one price and size look alike here.
@@ -292,7 +298,8 @@ def test_broker_sigkill_mid_stream_pipeline_exactly_once_against_sent_log(
     print(
         f"failover pipeline: {n_sent} ws frames ({frames_down} while a broker was down), {n_rest} raw REST "
         f"records, {sum(want.values())} canonical ({trades} trades; {len(in_log) - len(committed)} aborted "
-        f"in the log); victim {victim.node} led raw partition {busiest} {dict(per_part)}; first post-kill "
+        f"in the log); victim {victim.node} (transaction and group coordinator) led raw partitions {led} of "
+        f"{dict(per_part)}; first post-kill "
         f"trade in Redis {first_after:.1f}s after the kill, 100 committed {committed_after:.1f}s after it; "
         f"down {t_restart - t_kill:.1f}s, restart to every ISR {t_back - t_restart:.1f}s; startup "
         f"{t_flow - t_test:.1f}s, test {time.monotonic() - t_test:.1f}s"

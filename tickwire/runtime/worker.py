@@ -55,6 +55,8 @@ class StreamWorker(GroupMember):
         self._delivery_error: KafkaError | None = None
         self.transactional_id = cfg.transactional_id() if self.eos else None
         self._replace_producer = False  # a fatal producer error the rollback recovers from (runtime.txn)
+        self._fences = txn.FenceGuard()
+        self._bounded = txn.Bounded()
         # Deep liveness: stamped every loop iteration; a wedged loop fails /healthz (see httpd.Heartbeat).
         self.heartbeat = Heartbeat(cfg.group_id, cfg.loop_stall_s)
 
@@ -263,22 +265,16 @@ class StreamWorker(GroupMember):
         timeout = self.scfg.commit_timeout_s
         try:
             if offsets:
-                p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), timeout)
+                self._bounded.send_offsets(p, offsets, self.consumer.consumer_group_metadata(), timeout)
+        except txn.Wedged as exc:  # abandoned: no abort on it, a new producer aborts what it left open
+            self._replace_producer = True
+            raise Rollback("send_offsets", exc) from exc
         except KafkaException as exc:
             raise self._fatal_or(exc, "send_offsets") from exc
-        # Retriable commit errors leave the outcome unknown: the coordinator may have committed. Rolling
-        # back then could duplicate, so retry until the outcome is known (or give up as fatal: a fresh
-        # process restores whatever the outcome was).
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                p.commit_transaction(timeout)
-                break
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                if err.fatal() or not err.retriable() or time.monotonic() > deadline:
-                    raise self._fatal_or(exc, "commit") from exc
-                log.warning("commit retry %s", kv(group=self.cfg.group_id, error=err))
+        try:
+            txn.commit(p, timeout, self.cfg.group_id)
+        except KafkaException as exc:
+            raise self._fatal_or(exc, "commit") from exc
         self._in_txn = False
 
     def _commit_alo(self, offsets: list[TopicPartition]) -> None:
@@ -294,7 +290,7 @@ class StreamWorker(GroupMember):
 
     def _fatal_or(self, exc: KafkaException, what: str) -> Exception:
         err: KafkaError = exc.args[0]
-        if txn.replaceable(err, what):  # the rollback replaces the producer (tickwire.runtime.txn)
+        if txn.replaceable(err, what, self._fences):  # the rollback replaces the producer (runtime.txn)
             self._replace_producer = True
             return Rollback(what, exc)
         if err.fatal() or not (err.txn_requires_abort() or err.retriable()):
@@ -311,9 +307,10 @@ class StreamWorker(GroupMember):
         log.warning("rolling back %s", kv(group=self.cfg.group_id, reason=rb, records=self._cycle_records))
         if self.eos:
             if self._in_txn and not self._replace_producer:  # raises FatalRuntimeError if it cannot
-                self._replace_producer = not txn.abort(self.producer, timeout, time.monotonic() + 2 * timeout)
+                deadline = time.monotonic() + 2 * timeout
+                self._replace_producer = not txn.abort(self.producer, timeout, deadline, self._fences)
             if self._replace_producer:
-                log.warning("transactional producer failed fatally: replacing it %s", kv(reason=rb))
+                log.warning("transactional producer unusable: replacing it %s", kv(reason=rb))
                 self.metrics.producer_replacements.inc()  # the cycle's abort is counted above
                 self._new_producer()  # its init_transactions aborts what the old one left open
                 self._replace_producer = False

@@ -54,8 +54,13 @@ lint: venv ## ruff check, ruff format --check, mypy --strict on the packages (al
 test-unit: venv ## unit tests (no servers)
 	$(PYTEST) -q -m unit
 
-test-integration: venv infra-up ## integration tests against the local servers
-	$(PYTEST) -q -m integration
+# Two files at a time (the suite mostly waits on brokers, rebalances and timeouts), then the `serial`
+# ones alone: pacing and limiter timing, the 3-broker cluster. Servers are up first (infra-up), so no
+# worker starts or stops a shared one.
+INTEGRATION_WORKERS ?= 2
+test-integration: venv infra-up ## integration tests against the local servers (INTEGRATION_WORKERS=1: serially)
+	$(PYTEST) -q -m "integration and not serial" -n $(INTEGRATION_WORKERS) --dist loadfile
+	$(PYTEST) -q -m "integration and serial"
 
 test-long: venv infra-up ## the long runs CI leaves out (Alpha Vantage limiter: 30 calls/60 s window over 2.5 minutes)
 	TICKWIRE_LONG_TESTS=1 $(PYTEST) -q -m integration tests/integration/test_ingest_alphavantage.py -k limiter

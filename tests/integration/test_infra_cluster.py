@@ -50,7 +50,7 @@ from tickwire.infra.kafka import Kafka
 from tickwire.infra.process import pid_alive
 from tickwire.topics import load_topics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 BROKERS = 3
 

@@ -36,7 +36,7 @@ from tickwire.vendors.alphavantage.adapter import AlphaVantageAdapter, classify
 from tickwire.vendors.alphavantage.settings import AlphaVantageSettings
 from tickwire.vendors.alphavantage.simulator import AlphaVantageSimulator, key_id
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 def consume(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> list[Message]:

@@ -36,7 +36,7 @@ from tickwire.infra.process import free_port
 
 __all__ = ["procs"]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 LIMIT_S = 3.0
 REASON = re.compile(r"main loop has not run for (\d+\.\d) s \(limit 3 s\)")

@@ -19,7 +19,7 @@ from tests.helpers import unique_name, wait_for
 from tickwire.contract.envelope import Envelope
 from tickwire.vendors.databento.replay import session_id
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = sorted((REPO.parent / "shared" / "data" / "dbn").glob("*.dbn*"))  # shared/ beside the checkout

@@ -17,7 +17,6 @@ high-water mark by seq would drop records here, an identity window must not.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import os
@@ -36,6 +35,7 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.helpers import unique_name, wait_for
+from tests.integration.cluster_bridges import jetstream_count, jetstream_messages
 from tests.integration.test_bridge_helpers import Proc, bridge_proc, create_topics, procs
 from tickwire.bridges import shapes
 from tickwire.contract.codec import Codec
@@ -161,25 +161,6 @@ def committed_records(bootstrap: str, topics: list[str], isolation: str) -> list
         c.close()
 
 
-async def _jetstream(url: str, stream: str) -> list[tuple[str, bytes]]:
-    import nats
-
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        n = (await js.stream_info(stream)).state.messages
-        sub = await js.pull_subscribe(">", stream=stream)
-        got: list[tuple[str, bytes]] = []
-        while len(got) < n:
-            for m in await sub.fetch(min(1000, n - len(got)), timeout=5):
-                got.append(((m.headers or {}).get("Nats-Msg-Id", ""), m.data))
-                await m.ack()
-        await js.delete_stream(stream)
-        return got
-    finally:
-        await nc.close()
-
-
 def test_no_duplicate_no_phantom_through_20_normalizer_kills(
     kafka_bootstrap: str, redis_url: str, nats_url: str, tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -251,21 +232,11 @@ def test_no_duplicate_no_phantom_through_20_normalizer_kills(
 
     expected_js = {shapes.msg_id(r): shapes.nats_payload(r) for r in committed}
     assert len(expected_js) == len(committed)
-    wait_for(lambda: asyncio.run(_count(nats_url, stream)) >= len(expected_js), 60, what="jetstream messages")
-    got = asyncio.run(_jetstream(nats_url, stream))
+    wait_for(lambda: jetstream_count(nats_url, stream) >= len(expected_js), 60, what="jetstream messages")
+    got = jetstream_messages(nats_url, stream, delete=True)
     ids = collections.Counter(mid for mid, _ in got)
     assert [k for k, n in ids.items() if n > 1] == []  # no duplicate
     assert {mid: data for mid, data in got} == expected_js  # no phantom, nothing lost, same payloads
-
-
-async def _count(url: str, stream: str) -> int:
-    import nats
-
-    nc = await nats.connect(url)
-    try:
-        return int((await nc.jetstream().stream_info(stream)).state.messages)
-    finally:
-        await nc.close()
 
 
 def test_aborted_transaction_is_forwarded_once_before_its_commit(
@@ -310,7 +281,7 @@ def test_aborted_transaction_is_forwarded_once_before_its_commit(
     sub.join(5)
     channel = f"{kp}market_trades:AAPL"
     assert sub.seen == [(channel, shapes.trade_message(r)) for r in [*first, *later]]
-    wait_for(lambda: asyncio.run(_count(nats_url, stream)) >= 30, 30, what="jetstream messages")
-    got = asyncio.run(_jetstream(nats_url, stream))
+    wait_for(lambda: jetstream_count(nats_url, stream) >= 30, 30, what="jetstream messages")
+    got = jetstream_messages(nats_url, stream, delete=True)
     assert sorted(mid for mid, _ in got) == sorted(shapes.msg_id(r) for r in [*first, *later])
     assert len(got) == 30

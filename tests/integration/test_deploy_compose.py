@@ -171,6 +171,11 @@ def test_a_stopped_normalizers_partitions_move_to_the_other_worker(stack: Stack)
         print(f"partitions moved to the survivor in {time.monotonic() - t0:.1f}s")
         before = _jetstream_messages()
         wait_for(lambda: _jetstream_messages() > before + 50, timeout=60, what="output with one worker")
+    except AssertionError:
+        # The module fixture's log dump is not shown for a failure here (it runs after the last test).
+        logs = stack.compose("logs", "--no-color", "--tail", "150", "normalizer-2", "bridge-nats", capture=True)
+        print([ln for ln in logs.splitlines() if "|%7|" not in ln][-300:])
+        raise
     finally:
         stack.compose("start", "normalizer-1")
     wait_for(two_share, timeout=90, interval=1, what="two workers sharing the partitions again")

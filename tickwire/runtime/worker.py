@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tickwire.backoff import Backoff
@@ -43,7 +43,6 @@ class StreamWorker(GroupMember):
         self.app_id = cfg.effective_app_id
         self.states: dict[TP, PartitionState] = {}
         self.producer: Any = None
-        self._restorer: Any = None
         self.ctx = Context(self._emit)
         self._in_txn = False
         self._cycle_records = 0  # input records processed in the open cycle
@@ -344,15 +343,17 @@ class StreamWorker(GroupMember):
     def _assigned(self, tps: list[TP]) -> None:
         restored: dict[Any, dict[bytes, bytes]] = {}
         if self.scfg.stateful:
-            if self._restorer is None:
-                from confluent_kafka import Consumer
-
-                self._restorer = Consumer(self.scfg.restore_conf())
+            # A fresh client each time: one kept idle between rebalances held stale metadata after a
+            # broker restart and got "Unknown partition" for a changelog partition until restore timed
+            # out (seen in the compose scale-out test); a new client costs milliseconds a rebalance.
+            restorer = Consumer(self.scfg.restore_conf())
             try:
-                restored = restore(self._restorer, self.app_id, list(tps), self.scfg.restore_timeout_s)
+                restored = restore(restorer, self.app_id, list(tps), self.scfg.restore_timeout_s)
             except Exception as exc:
                 self.fatal = FatalRuntimeError(f"restore {tps}: {exc}")
                 raise self.fatal from exc
+            finally:
+                restorer.close()
         for tp in tps:
             st = PartitionState(restored.get(tp, {})) if self.scfg.stateful else PartitionState.detached()
             self.states[tp] = st
@@ -389,7 +390,5 @@ class StreamWorker(GroupMember):
         self._close_consumer()
         if self.producer is not None and self.fatal is None:
             self.producer.flush(self.scfg.commit_timeout_s)
-        if self._restorer is not None:
-            self._restorer.close()
         self.producer = None
         self.heartbeat.close()

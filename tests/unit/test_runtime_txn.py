@@ -30,6 +30,8 @@ class Producer:
         if self.errors:
             raise KafkaException(self.errors.pop(0))
 
+    commit_transaction = abort_transaction  # the same script of errors, for txn.commit
+
 
 def test_replaceable_only_outside_commit() -> None:
     guard = txn.FenceGuard()
@@ -44,7 +46,7 @@ def test_fenced_is_replaceable_three_times_in_five_minutes(monkeypatch: pytest.M
     """A coordinator failover fences a healthy producer (a timed-out transaction's epoch bump); a
     process fenced over and over shares its transactional id with another live one and must stop."""
     now = [1000.0]
-    monkeypatch.setattr(txn.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     guard = txn.FenceGuard()
     assert [txn.replaceable(FENCED, "abort", guard) for _ in range(3)] == [True, True, True]
     assert not txn.replaceable(FENCED, "send_offsets", guard)
@@ -72,26 +74,15 @@ def test_abort_ends_the_process_when_fenced_too_often_or_past_the_deadline() -> 
         txn.abort(Producer(TIMED_OUT, TIMED_OUT), 1.0, time.monotonic() - 1, txn.FenceGuard())
 
 
-class Committer:
-    def __init__(self, *errors: KafkaError) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-
-    def commit_transaction(self, timeout: float) -> None:
-        self.calls += 1
-        if self.errors:
-            raise KafkaException(self.errors.pop(0))
-
-
 def test_commit_retries_retriable_errors_and_raises_the_rest() -> None:
-    p = Committer(TIMED_OUT, TIMED_OUT)
+    p = Producer(TIMED_OUT, TIMED_OUT)
     txn.commit(p, 10.0, "g")
     assert p.calls == 3
     with pytest.raises(KafkaException) as info:
-        txn.commit(Committer(TIMED_OUT, FATAL_TXN_STATE), 10.0, "g")
+        txn.commit(Producer(TIMED_OUT, FATAL_TXN_STATE), 10.0, "g")
     assert info.value.args[0] is FATAL_TXN_STATE
     with pytest.raises(KafkaException):  # past the deadline, a retriable error is the outcome
-        txn.commit(Committer(TIMED_OUT), 0.0, "g")
+        txn.commit(Producer(TIMED_OUT), 0.0, "g")
 
 
 class Sender:

@@ -111,28 +111,47 @@ def _java_hash(s: str) -> int:
     return h - (1 << 32) if h >= 1 << 31 else h
 
 
-def coordinator(bootstrap: str, internal_topic: str, key: str) -> int | None:
-    """The broker coordinating ``key`` (a transactional id in ``__transaction_state``, a group id in
-    ``__consumer_offsets``): the leader of its partition, ``Utils.abs(String.hashCode) % partitions``
-    on the broker (the client here has no describe-transactions call). None before the topic exists."""
+def normalizer_ids(prefix: str) -> tuple[str, str]:
+    """(group id, transactional id) of ``tickwire normalize --instance-id 0`` under ``prefix``."""
+    group = prefix + "tickwire-normalizer"
+    return group, group + "-0"
+
+
+def _leaders(bootstrap: str, internal_topic: str) -> list[int] | None:
+    """Leader of each partition of ``internal_topic``, in partition order; None before it exists."""
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(internal_topic, timeout=10)
     parts = md.topics[internal_topic].partitions
-    if not parts:
-        return None
+    return [int(parts[i].leader) for i in sorted(parts)] if parts else None
+
+
+def _coordinator(leaders: list[int], key: str) -> int:
+    """The broker's choice, ``Utils.abs(String.hashCode) % partitions``, mapped to its leader."""
     h = _java_hash(key)
-    return int(parts[(0 if h == -(1 << 31) else abs(h)) % len(parts)].leader)
+    return leaders[(0 if h == -(1 << 31) else abs(h)) % len(leaders)]
+
+
+def coordinator(bootstrap: str, internal_topic: str, key: str) -> int | None:
+    """The broker coordinating ``key`` (a transactional id in ``__transaction_state``, a group id in
+    ``__consumer_offsets``): the leader of its partition (the client here has no describe-transactions
+    call). None before the topic exists."""
+    leaders = _leaders(bootstrap, internal_topic)
+    return None if leaders is None else _coordinator(leaders, key)
 
 
 def coordinated_by_one(bootstrap: str) -> str | None:
-    """A topic prefix under which the normalizer's group and transactional id (``tickwire normalize
-    --instance-id 0``) have the same coordinator broker: killing it kills both coordinators at once."""
+    """A topic prefix under which the normalizer's group and transactional id (``normalizer_ids``) have
+    the same coordinator broker: killing it kills both coordinators at once."""
+    txn_leaders = _leaders(bootstrap, "__transaction_state")
+    group_leaders = _leaders(bootstrap, "__consumer_offsets")
+    if txn_leaders is None or group_leaders is None:
+        return None  # not both internal topics yet
     for _ in range(200):
         prefix = unique_name("fo") + "."
-        group = prefix + "tickwire-normalizer"
-        txn = coordinator(bootstrap, "__transaction_state", group + "-0")
-        if txn is not None and txn == coordinator(bootstrap, "__consumer_offsets", group):
+        group, txn_id = normalizer_ids(prefix)
+        broker = _coordinator(txn_leaders, txn_id)
+        if broker >= 0 and broker == _coordinator(group_leaders, group):
             return prefix
-    return None  # not both internal topics yet, or their leaders still moving
+    return None  # leaders still moving (-1), or no match in 200 tries
 
 
 # ---- the processes ------------------------------------------------------------------------------------
@@ -165,7 +184,7 @@ class Pipeline:
 
     @property
     def normalizer_txn_id(self) -> str:
-        return self.prefix + "tickwire-normalizer-0"  # its group, + its --instance-id
+        return normalizer_ids(self.prefix)[1]
 
     @property
     def http_url(self) -> str:

@@ -198,8 +198,12 @@ def test_broker_sigkill_mid_stream_pipeline_exactly_once_against_sent_log(
     boot = cluster.kafka_bootstrap
     # The internal topics exist first (not yet when run alone): an init_transactions and a group lookup.
     _txn_producer(cluster, unique_name("warm"))
-    _admin(cluster).describe_consumer_groups([unique_name("warm")])
+    # The group lookup's FindCoordinator creates __consumer_offsets; its answer waits for that topic's
+    # load, so only the topic is waited for (the client kept alive meanwhile).
+    warm = _admin(cluster)
+    warm.describe_consumer_groups([unique_name("warm")])
     prefix = wait_for(lambda: coordinated_by_one(boot), 30, what="a prefix with one coordinator")
+    del warm
     pl = start_pipeline(boot, tmp_path, procs, redis_url, nats_url, prefix)
     sub = Subscriber(redis_url, f"{pl.key_prefix}market_*")
     sub.start()

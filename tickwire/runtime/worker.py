@@ -343,9 +343,9 @@ class StreamWorker(GroupMember):
     def _assigned(self, tps: list[TP]) -> None:
         restored: dict[Any, dict[bytes, bytes]] = {}
         if self.scfg.stateful:
-            # A fresh client each time: one kept idle between rebalances held stale metadata after a
-            # broker restart and got "Unknown partition" for a changelog partition until restore timed
-            # out (seen in the compose scale-out test); a new client costs milliseconds a rebalance.
+            # A fresh client each time: one kept idle between rebalances got "Unknown partition" for a
+            # changelog partition after a broker restart, until the restore timed out (compose scale-out
+            # test; stale client state suspected, not reproduced alone). A new client costs milliseconds.
             restorer = Consumer(self.scfg.restore_conf())
             try:
                 restored = restore(restorer, self.app_id, list(tps), self.scfg.restore_timeout_s)

@@ -6,6 +6,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -123,9 +124,11 @@ def test_generated_depth_is_continuous_and_matches_snapshot(gen_sim: BinanceSimu
         _status, body = http_get(gen_sim.http_url + "/api/v3/depth?symbol=BTCUSDT&limit=1000")
         snap = json.loads(body)
         book = {"b": {p: q for p, q in snap["bids"]}, "a": {p: q for p, q in snap["asks"]}}
+        want = {"depthUpdate", "aggTrade", "kline"}
         last_u, closed, kinds = snap["lastUpdateId"], None, set()
         deadline = time.monotonic() + 8
-        while (closed is None or len(kinds) < 2) and time.monotonic() < deadline:
+        # read until a closed 1s kline, every stream seen, and at least one diff applied past the snapshot
+        while (closed is None or kinds < want or last_u == snap["lastUpdateId"]) and time.monotonic() < deadline:
             frame = json.loads(ws.recv(timeout=5))
             data = frame["data"]
             kinds.add(data["e"])
@@ -143,10 +146,10 @@ def test_generated_depth_is_continuous_and_matches_snapshot(gen_sim: BinanceSimu
                     else:
                         book[side][p] = q
         assert closed is not None and closed["T"] - closed["t"] == 999
-        assert kinds >= {"depthUpdate", "aggTrade", "kline"}
+        assert kinds >= want and last_u > snap["lastUpdateId"]
     # the book rebuilt from snapshot + diffs is sane: uncrossed, several levels deep
     assert len(book["b"]) >= 5 and len(book["a"]) >= 5
-    assert max(map(float, book["b"])) < min(map(float, book["a"]))
+    assert max(map(Decimal, book["b"])) < min(map(Decimal, book["a"]))
 
 
 def test_sent_bytes_equal_received_bytes(gen_sim: BinanceSimulator) -> None:

@@ -128,7 +128,9 @@ def test_generated_depth_is_continuous_and_matches_snapshot(gen_sim: BinanceSimu
         last_u, closed, kinds = snap["lastUpdateId"], None, set()
         deadline = time.monotonic() + 8
         # read until a closed 1s kline, every stream seen, and at least one diff applied past the snapshot
-        while (closed is None or kinds < want or last_u == snap["lastUpdateId"]) and time.monotonic() < deadline:
+        while (
+            closed is None or kinds < want or last_u == snap["lastUpdateId"]
+        ) and time.monotonic() < deadline:
             frame = json.loads(ws.recv(timeout=5))
             data = frame["data"]
             kinds.add(data["e"])

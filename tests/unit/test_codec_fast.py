@@ -1,6 +1,6 @@
-"""The generated encoders' caches and memos never change bytes: fastavro equality over varied streams of
-records (repeated, interleaved and distinct values), and values of the wrong type still fail after an
-equal valid value was cached."""
+"""The generated encoders' caches and inline varints never change bytes: fastavro equality over varied
+streams of records (repeated, interleaved and distinct values) and at every varint size edge, and values of
+the wrong type still fail after an equal valid value was cached."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _records(n: int) -> list[Any]:
     return out
 
 
-def test_caches_and_memos_keep_bytes_identical() -> None:
+def test_caches_keep_bytes_identical() -> None:
     codec = Codec()
     records = _records(600)
     for rec in records + records:  # the second pass is served from the caches
@@ -67,7 +67,15 @@ def test_caches_and_memos_keep_bytes_identical() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"session": 1.7e18}, {"seq": 5.0}, {"price": 1.0}, {"symbol": 7}, {"venue": ["BINANCE"]}],
+    [
+        {"session": 1.7e18},
+        {"seq": 5.0},
+        {"price": 1.0},
+        {"symbol": 7},
+        {"venue": ["BINANCE"]},
+        {"ts_event": 1.7e18},
+        {"ts_recv": 2**63},
+    ],
 )
 def test_wrong_types_still_fail_after_equal_values_were_cached(change: dict[str, Any]) -> None:
     codec = Codec()
@@ -76,3 +84,25 @@ def test_wrong_types_still_fail_after_equal_values_were_cached(change: dict[str,
     codec.encode(msgspec.structs.replace(good, session=int(1.7e18), price=1))
     with pytest.raises(CodecError):
         codec.encode(msgspec.structs.replace(good, **change))
+
+
+# Every varint size edge of the inline long encoding (2**6, 2**13, 2**27, 2**41, 2**55 on each side),
+# zero, negatives (pre-epoch, zigzag through _long) and INT64 bounds, in a timestamp field (its 9-byte
+# branch first), a plain long (seq), an int (depth) and optional longs (update ids).
+EDGES = sorted(
+    {0, -1, -(2**63), 2**63 - 1, 1_710_239_269_140_662_000}
+    | {2**k + d for k in (6, 13, 27, 41, 55) for d in (-1, 0, 1)}
+)
+
+
+@pytest.mark.parametrize("n", EDGES)
+def test_longs_encode_as_fastavro_at_every_varint_edge(n: int) -> None:
+    codec = Codec()
+    t = Trade(**{**BASE, "ts_recv": n}, symbol="BTC/USDT", seq=n, ts_event=n, price=1, size=1)
+    book = BookUpdate(
+        **{**BASE, "session": n}, symbol="BTC/USDT", seq=abs(n) % 2**63, ts_event=n,
+        first_update_id=n, last_update_id=n, depth=n % 2**31,
+    )  # fmt: skip
+    for rec in (t, book):
+        assert codec.encode(rec)[5:] == _fastavro(rec)
+        assert codec.decode(codec.encode(rec)) == rec

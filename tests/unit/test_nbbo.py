@@ -12,8 +12,9 @@ from tickwire.contract.envelope import Envelope, context_header
 from tickwire.contract.records import BookUpdate, Level, Quote
 from tickwire.normalize import nbbo
 from tickwire.normalize.derive import Derived
-from tickwire.normalize.pipeline import CROSSED, Pipeline, RawMessage
+from tickwire.normalize.pipeline import Pipeline, RawMessage
 from tickwire.normalize.state import MemoryStore
+from tickwire.normalize.validate import CROSSED
 from tickwire.vendors.ibkr.parser import PARSER
 
 E9 = 10**9

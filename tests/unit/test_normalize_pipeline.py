@@ -23,7 +23,8 @@ from tickwire.contract.envelope import (
 from tickwire.contract.exact import float_to_units, parse_units
 from tickwire.contract.parser import ParseError, ParseOutput
 from tickwire.contract.records import Bar, Gap, Quote, Trade
-from tickwire.normalize.pipeline import CROSSED, Pipeline, RawMessage, Result
+from tickwire.normalize.pipeline import Pipeline, RawMessage, Result
+from tickwire.normalize.validate import CROSSED
 
 CODEC = Codec()
 T0 = 1_700_000_040_000_000_000
@@ -333,3 +334,27 @@ def test_recorded_binance_session_with_garbage_in_between() -> None:
         return [(type(x).__name__, x.symbol, x.ts_event, getattr(x, "price", None)) for x in xs]
 
     assert strip(dirty) == strip(clean)
+
+
+def test_cached_routes_follow_type_asset_class_and_symbol() -> None:
+    """The route cache is keyed by (type, asset class, symbol): the same symbol as another type or asset
+    class, and another symbol, each get their own topic and key, with the prefix, as routing says."""
+    pipe = make(topic_prefix="p.")
+    base = dict(source="fake", stream="s", session=1, seq=1, ts_event=T0, ts_recv=T0)
+    records = [
+        Trade(symbol="AAPL", asset_class="equity", price=1, size=1, **base),
+        Trade(symbol="AAPL", asset_class="equity", price=2, size=1, **base),
+        Quote(symbol="AAPL", asset_class="equity", bid_price=1, bid_size=1, ask_price=2, ask_size=1, **base),
+        Trade(symbol="AAPL", asset_class="crypto", price=1, size=1, **base),
+        Trade(symbol="MSFT", asset_class="equity", price=1, size=1, **base),
+    ] * 2  # the second pass is served from the cache
+    got = [(o.topic, o.key) for o in pipe._outs(records)]
+    want = [("p." + routing.topic_for(r), routing.key_for(r)) for r in records]
+    assert got == want
+    assert got[:5] == [
+        ("p.stock_trades_realtime", b"AAPL"),
+        ("p.stock_trades_realtime", b"AAPL"),
+        ("p.stock_quotes_realtime", b"AAPL"),
+        ("p.crypto_trades_realtime", b"AAPL"),
+        ("p.stock_trades_realtime", b"MSFT"),
+    ]

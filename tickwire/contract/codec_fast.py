@@ -4,8 +4,9 @@ Part of the codec (``Codec.encode`` uses :func:`fast_encoder`). For each schema 
 Python source of one function: every field read once into a local, each field's encoding inlined as an
 expression (no call per field), and the results joined once. Encoded forms that repeat are cached:
 strings of low cardinality (symbols, venues, enum-like values, stream names) and amounts (prices and
-sizes repeat across quotes, trades and book levels). Small longs come from a table; nanosecond timestamps
-take a 14-bit-group table walk. Tests assert byte equality with fastavro for every record type.
+sizes repeat across quotes, trades and book levels). Longs are encoded inline from two 14-bit-group tables
+(a nanosecond timestamp is five lookups, no call). Tests assert byte equality with fastavro for every record
+type.
 """
 
 from __future__ import annotations
@@ -55,16 +56,6 @@ def _long(n: int) -> bytes:
     if z < 0x40000000000:
         return _C14[z & 0x3FFF] + _C14[(z >> 14) & 0x3FFF] + _L14[z >> 28]
     return _C14[z & 0x3FFF] + _C14[(z >> 14) & 0x3FFF] + _C14[(z >> 28) & 0x3FFF] + _L14[z >> 42]
-
-
-_NOTHING = object()  # never a field value: an empty memo never hits
-
-
-def _memo_long(memo: list[tuple[Any, bytes]], n: int) -> bytes:
-    """Memo miss of a long field: encode and remember (one tuple store, atomic for other threads)."""
-    b = _long(n)
-    memo[0] = (n, b)
-    return b
 
 
 def _string(s: str) -> bytes:
@@ -122,7 +113,8 @@ class _Gen:
             "_A": _AMT_CACHE,
             "_a": _amount,
             "_long": _long,
-            "_ml": _memo_long,
+            "_C14": _C14,
+            "_L14": _L14,
             "_date": _date,
             "_int": int,
         }
@@ -145,12 +137,7 @@ class _Gen:
             if schema == "string":
                 return f"(_S.get({x}) or _s({x}))"
             if schema in ("long", "int"):
-                # A memo of the field's last value skips the varint when it repeats: session always, seq
-                # and ts_recv across the records of one raw message, a receive-stamped quote's ts_event.
-                # Only an int may hit (1.0 == 1, and a float must still fail as before); equal ints have
-                # equal encodings, and only values _long accepted are ever stored.
-                memo = self.helper([(_NOTHING, b"")])
-                return f"(t[1] if (t := {memo}[0])[0] == {x} and type({x}) is _int else _ml({memo}, {x}))"
+                return _inline_long(x, wide=False)
             if schema == "boolean":
                 return f'(b"\\x01" if {x} else b"\\x00")'
             raise ValueError(f"unsupported type {schema}")
@@ -219,6 +206,37 @@ def _run_encoder(g: _Gen, fields: list[dict[str, Any]], idx: list[int]) -> tuple
     return g.helper(cache), g.helper(ns["miss"])
 
 
+# Nanosecond timestamps (9 varint bytes): their branch is tested first.
+_WIDE = frozenset({"ts_event", "ts_recv"})
+# Zigzag varint bytes of a non-negative z = n << 1 by size (as in ``_long``): 1-2, 3-4, 5-6, 7-8, 9 bytes.
+_V2 = "_L14[z]"
+_V4 = "_C14[z & 0x3FFF] + _L14[z >> 14]"
+_V6 = "_C14[z & 0x3FFF] + _C14[z >> 14 & 0x3FFF] + _L14[z >> 28]"
+_V8 = "_C14[z & 0x3FFF] + _C14[z >> 14 & 0x3FFF] + _C14[z >> 28 & 0x3FFF] + _L14[z >> 42]"
+_V9 = (
+    "_C14[z & 0x3FFF] + _C14[z >> 14 & 0x3FFF] + _C14[z >> 28 & 0x3FFF] + _C14[z >> 42 & 0x3FFF]"
+    " + _L14[z >> 56]"
+)
+
+
+def _inline_long(x: str, *, wide: bool) -> str:
+    """Expression encoding long ``x`` with no call: a non-negative int's varint from the tables, inline
+    (most fields change on every record: a memo of the last value mostly missed and then cost two calls);
+    a negative, out-of-range or non-int value goes to ``_long``, which encodes or raises as before."""
+    z = f"(z := {x} << 1)"
+    if wide:
+        body = (
+            f"{_V9} if {z} >= 0x100000000000000 else {_V2} if z < 0x4000 else {_V4} if z < 0x10000000"
+            f" else {_V6} if z < 0x40000000000 else {_V8}"
+        )
+    else:
+        body = (
+            f"{_V2} if {z} < 0x4000 else {_V4} if z < 0x10000000 else {_V6} if z < 0x40000000000"
+            f" else {_V8} if z < 0x100000000000000 else {_V9}"
+        )
+    return f"(({body}) if type({x}) is _int and 0 <= {x} <= {_INT64_MAX} else _long({x}))"
+
+
 def compile_record(schema: dict[str, Any], named: dict[str, Enc]) -> Enc:
     """Encoder of a record schema (registered in ``named`` under its short and full name)."""
     fields = schema["fields"]
@@ -231,7 +249,9 @@ def compile_record(schema: dict[str, Any], named: dict[str, Enc]) -> Enc:
     for i, f in enumerate(fields):
         lines.append(f"    x{i} = v.{f['name']}")
     for run in _runs(fields):
-        if len(run) == 1:
+        if len(run) == 1 and fields[run[0]]["name"] in _WIDE and fields[run[0]]["type"] == "long":
+            parts.append(_inline_long(f"x{run[0]}", wide=True))
+        elif len(run) == 1:
             parts.append(g.expr(fields[run[0]]["type"], f"x{run[0]}"))
         else:
             cache, miss = _run_encoder(g, fields, run)

@@ -8,8 +8,9 @@ the explicit ``state`` object that the caller owns, creates with ``new_state()``
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from tickwire.contract.envelope import Envelope
 from tickwire.contract.records import AssetClass, BookUpdate, Gap, GapReason, Level, Record
@@ -22,15 +23,17 @@ class ParseError(ValueError):
     """The payload cannot be turned into canonical records; the reason goes to the DLQ."""
 
 
-@dataclass(slots=True)
-class ParseOutput:
-    records: list[Record] = field(default_factory=list)
-    gaps: list[Gap] = field(default_factory=list)
+class ParseOutput(msgspec.Struct):
+    """What a parser made of one payload: one per raw record, so a Struct (built ~10x faster than a slots
+    dataclass with list factories)."""
+
+    records: list[Record] = msgspec.field(default_factory=list)
+    gaps: list[Gap] = msgspec.field(default_factory=list)
     # True when the frame was a vendor control frame (ack, heartbeat, subscription list, ...):
     # recognized and deliberately produced no records. Not an error, never DLQ'd.
     control: bool = False
     # Symbols whose book must be resynced (vendor sequence gap); only these, never every symbol.
-    resync: list[str] = field(default_factory=list)
+    resync: list[str] = msgspec.field(default_factory=list)
 
 
 MAX_SKIPPED_TAGS = 64  # distinct message-type tags counted one by one; the rest share one counter

@@ -17,6 +17,7 @@ to even to 1e-9; None when the volume is 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -61,7 +62,7 @@ class PartitionBars(msgspec.Struct, kw_only=True):
 @dataclass(slots=True)
 class BarStep:
     closed: list[Bar] = field(default_factory=list)
-    late: bool = False
+    late: int = 0  # trades left out of bars (their window had closed)
     touched: set[str] = field(default_factory=set)  # symbols whose open bars changed (to persist)
 
 
@@ -115,17 +116,26 @@ class BarAggregator:
         return start + MINUTE_NS + self.lateness_ns
 
     def on_trade(self, state: PartitionBars, t: Trade) -> BarStep:
+        return self.on_trades(state, (t,))
+
+    def on_trades(self, state: PartitionBars, trades: Iterable[Trade]) -> BarStep:
+        """The trades in order, as ``on_trade`` one by one would take them, into one step."""
         step = BarStep()
-        start = window_start(t.ts_event)
-        wm = state.watermark
-        if wm is not None and self.closes_at(start) <= wm:
-            step.late = True
-            return step
-        self._add(state, t, start)
-        step.touched.add(t.symbol)
-        if wm is None or t.ts_event > wm:
-            state.watermark = t.ts_event
-            self._close(state, step)
+        span = MINUTE_NS + self.lateness_ns  # closes_at(start) = start + span, inlined per trade
+        touched = step.touched
+        for t in trades:
+            ev = t.ts_event
+            start = ev - ev % MINUTE_NS
+            wm = state.watermark
+            if wm is not None and start + span <= wm:
+                step.late += 1
+                continue
+            self._add(state, t, start)
+            touched.add(t.symbol)
+            if wm is None or ev > wm:
+                state.watermark = ev
+                if state.next_close is not None and ev >= state.next_close:
+                    self._close(state, step)
         return step
 
     def _add(self, state: PartitionBars, t: Trade, start: int) -> None:
@@ -157,14 +167,17 @@ class BarAggregator:
                 ts_recv=t.ts_recv,
             )
             return
-        if t.ts_event < ob.open_ts:
-            ob.open, ob.open_ts = t.price, t.ts_event
-        if t.ts_event >= ob.close_ts:
-            ob.close, ob.close_ts = t.price, t.ts_event
-        ob.high = max(ob.high, t.price)
-        ob.low = min(ob.low, t.price)
+        price, ev = t.price, t.ts_event
+        if ev < ob.open_ts:
+            ob.open, ob.open_ts = price, ev
+        if ev >= ob.close_ts:
+            ob.close, ob.close_ts = price, ev
+        if price > ob.high:
+            ob.high = price
+        elif price < ob.low:  # low <= high: a new high is never a new low
+            ob.low = price
         ob.volume += t.size
-        ob.pv += t.price * t.size
+        ob.pv += price * t.size
         ob.count += 1
         if t.venue != ob.venue:
             ob.mixed_venue = True

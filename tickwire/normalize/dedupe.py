@@ -20,8 +20,6 @@ at a time) and their cursors are deleted. A straggler of a retired session would
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from tickwire.contract.envelope import Envelope
@@ -36,8 +34,9 @@ class Cursor(msgspec.Struct, array_like=True):
     ts_recv: int  # its ts_recv (start of a gap after it)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
+    """One per raw record: a frozen Struct builds in a third of a frozen dataclass's time."""
+
     duplicate: bool
     cursor: Cursor  # new cursor to store (unchanged on duplicate)
     gap: Gap | None = None

@@ -16,12 +16,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 
 from tickwire.contract.records import Bar, BookUpdate, Gap, Instrument, Quote, Record, Trade
 from tickwire.contract.symbols import SymbolError, check_symbol
 
 TS_MIN = 946_684_800_000_000_000  # 2000-01-01T00:00:00Z in ns
+DAY_NS = 86_400_000_000_000
+CROSSED = "tw:crossed"  # condition the normalizer adds to a crossed quote (bid > ask, both > 0)
 LONG_MAX = (1 << 63) - 1
 INT_MAX = (1 << 31) - 1
 TIMEFRAME_NS = {"1s": 10**9, "1m": 60 * 10**9, "1h": 3600 * 10**9, "1d": 86_400 * 10**9}
@@ -37,6 +43,42 @@ MARKET = (Trade, Quote, Bar, BookUpdate, Instrument)
 
 class ValidationError(ValueError):
     """A parsed record violates the canonical invariants."""
+
+
+def final(r: Record) -> Record:
+    """The canonical invariants every published record keeps (parsed or derived); returns it (a crossed
+    quote comes back flagged)."""
+    if not r.symbol:
+        raise ValidationError(f"{type(r).__name__}: empty symbol")
+    if not (TS_MIN <= r.ts_event <= r.ts_recv + DAY_NS):
+        raise ValidationError(
+            f"{type(r).__name__} {r.symbol}: ts_event {r.ts_event} outside [2000-01-01, ts_recv + 1 day]"
+        )
+    # Futures (calendar spreads, 2020 crude) legitimately trade at zero or below; nothing else does.
+    signed = r.asset_class == "future"
+    if isinstance(r, Trade):
+        if r.size < 0:
+            raise ValidationError(f"Trade {r.symbol}: negative size {r.size}")
+        if r.price <= 0 and not signed:
+            raise ValidationError(f"Trade {r.symbol}: non-positive price {r.price}")
+    elif isinstance(r, Quote):
+        if r.bid_size < 0 or r.ask_size < 0:
+            raise ValidationError(f"Quote {r.symbol}: negative size")
+        if (r.bid_price < 0 or r.ask_price < 0) and not signed:
+            raise ValidationError(f"Quote {r.symbol}: negative price")
+        # Crossed markets happen (fast markets, venues out of sync): keep the quote, flag it visibly.
+        if r.bid_price > 0 and r.ask_price > 0 and r.bid_price > r.ask_price and CROSSED not in r.conditions:
+            return msgspec.structs.replace(r, conditions=(*r.conditions, CROSSED))
+    elif isinstance(r, Bar):
+        if r.volume < 0:
+            raise ValidationError(f"Bar {r.symbol}: negative volume")
+        if not (r.low <= min(r.open, r.close) and max(r.open, r.close) <= r.high):
+            raise ValidationError(f"Bar {r.symbol}: open/close outside [low, high]")
+    elif isinstance(r, BookUpdate):
+        for lv in (*r.bids, *r.asks):
+            if lv.size < 0:
+                raise ValidationError(f"BookUpdate {r.symbol}: negative level size at {lv.price}")
+    return r
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +97,70 @@ class Checks:
     def __init__(self, window: TimeWindow | None = None) -> None:
         self.window = window or TimeWindow()
         self._symbols: set[tuple[str, str]] = set()
+        self._ahead, self._behind = self.window.ahead_ns, self.window.behind_ns
+        self._passes: dict[type[Record], Callable[[Any, int], bool]] = {
+            Trade: self._trade_passes,
+            Quote: self._quote_passes,
+            BookUpdate: self._book_passes,
+        }
 
     def cached_symbols(self) -> int:
         return len(self._symbols)
+
+    def accept(self, r: Record, clock_ns: int) -> Record:
+        """``final(check(r, clock_ns))``, the record as published. The hot record types first take one
+        predicate that holds only where every step would pass and return ``r`` unchanged; a record it
+        does not clear (a failure, a crossed quote, a symbol not yet cached) takes the steps, which word
+        the error or flag the quote."""
+        passes = self._passes.get(type(r))
+        if passes is not None and passes(r, clock_ns):
+            return r
+        return final(self.check(r, clock_ns))
+
+    def _common_pass(self, r: Trade | Quote | BookUpdate, clock_ns: int) -> bool:
+        # check_time (not a bar: no timeframe allowance), the cached symbol, check_ints' identity fields,
+        # final's non-empty symbol and ts_event bound.
+        rv, ev, ahead = r.ts_recv, r.ts_event, self._ahead
+        return (
+            TS_MIN <= rv <= clock_ns + ahead
+            and TS_MIN <= ev <= rv + ahead
+            and rv - self._behind <= ev <= rv + DAY_NS
+            and bool(r.symbol)
+            and (r.symbol, r.asset_class) in self._symbols
+            and 0 <= r.session <= LONG_MAX
+            and 0 <= r.seq <= LONG_MAX
+            and 0 <= r.sub_seq <= LONG_MAX
+            and (r.venue is None or type(r.venue) is str)
+        )
+
+    def _trade_passes(self, r: Trade, clock_ns: int) -> bool:
+        return (
+            self._common_pass(r, clock_ns)
+            and (r.trade_id is None or type(r.trade_id) is str)
+            and r.size >= 0
+            and (r.price > 0 or r.asset_class == "future")
+        )
+
+    def _quote_passes(self, r: Quote, clock_ns: int) -> bool:
+        bp, ap = r.bid_price, r.ask_price
+        return (
+            self._common_pass(r, clock_ns)
+            and (r.bid_venue is None or type(r.bid_venue) is str)
+            and (r.ask_venue is None or type(r.ask_venue) is str)
+            and r.bid_size >= 0
+            and r.ask_size >= 0
+            and ((bp >= 0 and ap >= 0) or r.asset_class == "future")
+            and not (bp > 0 and ap > 0 and bp > ap)  # crossed: the steps flag it
+        )
+
+    def _book_passes(self, r: BookUpdate, clock_ns: int) -> bool:
+        if not (self._common_pass(r, clock_ns) and (r.depth is None or 0 <= r.depth <= INT_MAX)):
+            return False
+        for side in (r.bids, r.asks):
+            for lv in side:
+                if lv.size < 0 or (lv.count is not None and not 0 <= lv.count <= LONG_MAX):
+                    return False
+        return True
 
     def check(self, r: Record, clock_ns: int) -> Record:
         """``r`` when it passes every check (market records only; others are returned unchecked)."""

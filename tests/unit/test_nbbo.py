@@ -154,7 +154,9 @@ def _through_pipeline(pipe: Pipeline, inserts: list[tuple[str, int, int, str]]) 
         payload = b"".join(str(f).encode() + b"\0" for f in (13, 1, 3, pos, ex, 0, side, price, "100", 1))
         res = pipe.process(_raw(_SEQ[0], payload, ex), store)
         assert res.status == "ok", res
-        quotes += [CODEC.decode(o.value) for o in res.outputs if o.topic == "stock_quotes_realtime"]
+        got = [CODEC.decode(o.value) for o in res.outputs if o.topic == "stock_quotes_realtime"]
+        assert res.crossed == sum(CROSSED in q.conditions for q in got)  # derived quotes counted too
+        quotes += got
     return quotes
 
 

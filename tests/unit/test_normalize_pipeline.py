@@ -211,14 +211,12 @@ def test_control_frames_are_skipped_not_dlqd() -> None:
 
 def test_crossed_quote_is_kept_and_flagged_future_may_be_negative() -> None:
     p, f = make(), Feed()
-    (q,) = decoded(
-        p.process(f.msg({"t": "quote", "bp": "10", "ap": "9", "ts": T0})), "crypto_quotes_realtime"
-    )
-    assert CROSSED in q.conditions
-    (q,) = decoded(
-        p.process(f.msg({"t": "quote", "bp": "9", "ap": "10", "ts": T0})), "crypto_quotes_realtime"
-    )
-    assert q.conditions == ()
+    res = p.process(f.msg({"t": "quote", "bp": "10", "ap": "9", "ts": T0}))
+    (q,) = decoded(res, "crypto_quotes_realtime")
+    assert CROSSED in q.conditions and res.crossed == 1
+    res = p.process(f.msg({"t": "quote", "bp": "9", "ap": "10", "ts": T0}))
+    (q,) = decoded(res, "crypto_quotes_realtime")
+    assert q.conditions == () and res.crossed == 0
     res = p.process(f.msg({"t": "trade", "ac": "future", "s": "CL", "p": "-37.63", "q": "1", "ts": T0}))
     (t,) = decoded(res, "future_trades_realtime")
     assert t.price == parse_units("-37.63")

@@ -105,6 +105,11 @@ def test_the_predicate_clears_the_plain_records_without_the_steps() -> None:
     for r in (TRADE, QUOTE, BOOK):
         checks.accept(r, NOW)  # first sight of the symbol: the steps cache it
         assert checks.accept(r, NOW) is r
+    assert checks.crossed == 0
     crossed = msgspec.structs.replace(QUOTE, bid_price=11, ask_price=10)
     flagged = checks.accept(crossed, NOW)
     assert isinstance(flagged, Quote) and flagged.conditions == (CROSSED,)
+    assert checks.crossed == 1
+    # A quote that arrives flagged counts as crossed, as the pipeline always counted (CROSSED in conditions).
+    assert checks.accept(msgspec.structs.replace(QUOTE, conditions=(CROSSED,)), NOW).conditions == (CROSSED,)
+    assert checks.crossed == 2

@@ -255,13 +255,16 @@ class Pipeline:
             res.status = "control"
             return
         # Checked before bars: only records that pass move a bar watermark.
-        accept, clock = self.checks.accept, env.ts_recv
+        checks = self.checks
+        accept, clock, crossed = checks.accept, env.ts_recv, checks.crossed
         records = [accept(r, clock) for r in out.records]
+        res.crossed = checks.crossed - crossed
         derived = self.derived.derive(tp, st, env.source, records)  # NBBO, 1 m bars of 5 s bars
         if derived:
-            records += [final(r) for r in derived]
+            derived = [final(r) for r in derived]
+            res.crossed += sum(CROSSED in r.conditions for r in derived if type(r) is Quote)
+            records += derived
         outs = self._outs(records)
-        res.crossed = sum(CROSSED in r.conditions for r in records if type(r) is Quote)
         # Bars only after the whole raw record is known good: a DLQ'd record leaves bar state untouched.
         if env.source in self.bar_sources:
             trades = [r for r in records if isinstance(r, Trade)]

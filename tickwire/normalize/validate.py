@@ -98,6 +98,7 @@ class Checks:
         self.window = window or TimeWindow()
         self._symbols: set[tuple[str, str]] = set()
         self._ahead, self._behind = self.window.ahead_ns, self.window.behind_ns
+        self.crossed = 0  # flagged crossed quotes accepted so far (callers count per record by difference)
         self._passes: dict[type[Record], Callable[[Any, int], bool]] = {
             Trade: self._trade_passes,
             Quote: self._quote_passes,
@@ -108,14 +109,18 @@ class Checks:
         return len(self._symbols)
 
     def accept(self, r: Record, clock_ns: int) -> Record:
-        """``final(check(r, clock_ns))``, the record as published. The hot record types first take one
+        """``final(check(r, clock_ns))``, the record as published (``crossed`` counts the flagged quotes).
+        The hot record types first take one
         predicate that holds only where every step would pass and return ``r`` unchanged; a record it
         does not clear (a failure, a crossed quote, a symbol not yet cached) takes the steps, which word
         the error or flag the quote."""
         passes = self._passes.get(type(r))
         if passes is not None and passes(r, clock_ns):
             return r
-        return final(self.check(r, clock_ns))
+        r = final(self.check(r, clock_ns))
+        if type(r) is Quote and CROSSED in r.conditions:
+            self.crossed += 1
+        return r
 
     def _common_pass(self, r: Trade | Quote | BookUpdate, clock_ns: int) -> bool:
         # check_time (not a bar: no timeframe allowance), the cached symbol, check_ints' identity fields,
@@ -151,6 +156,7 @@ class Checks:
             and r.ask_size >= 0
             and ((bp >= 0 and ap >= 0) or r.asset_class == "future")
             and not (bp > 0 and ap > 0 and bp > ap)  # crossed: the steps flag it
+            and CROSSED not in r.conditions  # flagged already: the steps count it
         )
 
     def _book_passes(self, r: BookUpdate, clock_ns: int) -> bool:

@@ -168,15 +168,21 @@ class StreamWorker(GroupMember):
     # -- producing --
 
     def _emit(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None, part: int | None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None:
         produce = self.producer.produce
+        part = -1 if partition is None else partition
         while True:
             try:
                 if headers:
-                    produce(topic, value, key, -1 if part is None else part, headers=headers)
+                    produce(topic, value, key, part, headers=headers)
                 else:
-                    produce(topic, value, key, -1 if part is None else part)
+                    produce(topic, value, key, part)
                 break
             except BufferError:  # local queue full: serve delivery reports, then try again
                 self.producer.poll(0.01)

@@ -81,33 +81,27 @@ def consume_until(
 
 
 def consume_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:
-    """Every message of ``topic`` up to the high watermarks read when called (error events skipped).
+    """Every message of ``topic`` up to the high watermarks read when called (``tickwire.topic_read``, the
+    producers' own reader), once the topic exists.
 
     For "exactly n, and no more" checks once the writers have stopped and flushed: waiting for an n+1st
     that must not come would cost the whole timeout."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer
+
+    from tickwire.topic_read import read_to_end
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+    got: list[list[Any]] = []
+
+    def read() -> bool:
+        records = read_to_end(c, topic, timeout=timeout, strict=True)  # None: no such topic (yet)
+        if records is not None:
+            got.append(records)
+        return records is not None
+
     try:
-        parts = wait_for(
-            lambda: c.list_topics(topic, timeout=5).topics[topic].partitions,
-            timeout,
-            what=f"{topic} metadata",
-        )
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
-        todo = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
-        c.assign([TopicPartition(topic, p, ends[p][0]) for p in todo])
-        out: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while todo:
-            assert time.monotonic() < deadline, f"{topic}: not at the end after {timeout}s ({todo})"
-            m = c.poll(0.2)
-            if m is None or m.error():
-                continue
-            out.append(m)
-            if m.offset() + 1 >= todo.get(m.partition(), 0):
-                todo.pop(m.partition(), None)
-        return out
+        wait_for(read, timeout, what=f"{topic} read to its end")
+        return got[0]
     finally:
         c.close()
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from tickwire.contract.envelope import H_SEQ, H_SESSION, H_STREAM, H_TS_RECV
 from tickwire.contract.kafka_security import client_conf
@@ -36,6 +36,7 @@ from tickwire.contract.records import Heartbeat
 from tickwire.ingest.producer import RawProducer
 from tickwire.logs import kv
 from tickwire.topic_admin import ensure_topics
+from tickwire.topic_read import read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -68,47 +69,10 @@ def _consumer(bootstrap: str) -> Consumer:
     )
 
 
-def _read(c: Consumer, tps: list[TopicPartition], ends: dict[int, int], timeout: float) -> list[Any]:
-    """Every record of ``tps`` (each from its offset) up to ``ends`` (partition -> high watermark)."""
-    out: list[Any] = []
-    todo = {tp.partition for tp in tps if tp.offset < ends[tp.partition]}
-    if not todo:
-        return out
-    c.assign(tps)
-    deadline = time.monotonic() + timeout
-    while todo and time.monotonic() < deadline:
-        msgs = c.consume(500, 0.2)
-        for m in msgs:
-            if m.error() is not None:
-                continue
-            out.append(m)
-            if (m.offset() or 0) + 1 >= ends[m.partition() or 0]:
-                todo.discard(m.partition() or 0)
-        if not msgs:  # offsets without a record (compacted away, control records): ask where we are
-            for tp in c.position([TopicPartition(tps[0].topic, p) for p in todo]):
-                if tp.offset >= ends[tp.partition]:
-                    todo.discard(tp.partition)
-    return out
-
-
-def _read_topic(c: Consumer, topic: str, tail: int | None) -> list[Any] | None:
-    """Every record of ``topic`` up to its high watermarks (only the last ``tail`` per partition when
-    given); None when the topic does not exist or reports an error."""
-    md = c.list_topics(topic, timeout=10).topics.get(topic)
-    if md is None or md.error is not None:
-        return None
-    ends, tps = {}, []
-    for p in sorted(md.partitions):
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        ends[p] = hi
-        tps.append(TopicPartition(topic, p, lo if tail is None else max(lo, hi - tail)))
-    return _read(c, tps, ends, 15.0)
-
-
 def read_previous(bootstrap: str, topic: str, key: bytes, decode: Callable[[bytes], Any]) -> Previous | None:
     c = _consumer(bootstrap)
     try:
-        records = _read_topic(c, topic, None)
+        records = read_to_end(c, topic)
         if records is None:
             return None
         latest: Previous | None = None
@@ -130,7 +94,7 @@ def last_seq_on_topic(bootstrap: str, topic: str, session: int, stream: str) -> 
     want_session, want_stream = str(session).encode(), stream.encode()
     best: tuple[int, int] | None = None
     try:
-        records = _read_topic(c, topic, TAIL)
+        records = read_to_end(c, topic, tail=TAIL)
         if records is None:
             return None
         for m in records:

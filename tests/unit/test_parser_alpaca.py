@@ -284,3 +284,18 @@ def test_stream_for_url() -> None:
     assert PARSER.stream_for_url("wss://stream.data.alpaca.markets/v2/sip") == "stocks.sip"
     assert PARSER.stream_for_url("wss://stream.data.alpaca.markets/v1beta3/crypto/us") == "crypto.us"
     assert PARSER.stream_for_url("wss://stream.data.alpaca.markets/v1beta1/opra") == "options.opra"
+
+
+def test_conditions_cache_keeps_text_and_non_text_apart() -> None:
+    """Condition lists are cached by value; 1 == True and hash alike, so only all-text lists are cached and
+    a list holding numbers or booleans is converted every time, never answered from a text entry."""
+    from tickwire.vendors.alpaca.parser import _conditions
+
+    assert _conditions(["@", "T"]) == ("@", "T")
+    assert _conditions(["@", "T"]) == ("@", "T")  # from the cache
+    assert _conditions(["1"]) == ("1",)
+    assert _conditions([1]) == ("1",)
+    assert _conditions([True]) == ("True",)
+    assert _conditions([True]) == ("True",)
+    assert _conditions([[1]]) == ("[1]",)  # unhashable: converted, not cached
+    assert _conditions("I") == ("I",) and _conditions(None) == () and _conditions([]) == ()

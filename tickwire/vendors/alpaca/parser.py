@@ -285,10 +285,28 @@ def _px(v: Any, what: str) -> int:
     return _price(v, what)
 
 
+_CONDITIONS: dict[tuple[Any, ...], tuple[str, ...]] = {}  # condition lists seen, all text; bounded
+_CONDITIONS_MAX = 10_000
+
+
 def _conditions(cond: Any) -> tuple[str, ...]:
     if not cond:
         return ()
-    return (cond,) if isinstance(cond, str) else tuple(str(c) for c in cond)
+    if isinstance(cond, str):
+        return (cond,)
+    try:
+        key = tuple(cond)
+        hit = _CONDITIONS.get(key)
+    except TypeError:  # unhashable items (malformed input): converted, not cached
+        return tuple(str(c) for c in cond)
+    if hit is not None:
+        return hit
+    out = tuple(str(c) for c in key)
+    if out == key:  # only all-text lists are cached: a cached key never equals a list holding 1 or true
+        if len(_CONDITIONS) >= _CONDITIONS_MAX:
+            _CONDITIONS.clear()
+        _CONDITIONS[key] = out
+    return out
 
 
 def _typed(m: Any, i: int, env: Envelope, asset: AssetClass) -> Record:

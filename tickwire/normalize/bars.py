@@ -121,7 +121,7 @@ class BarAggregator:
     def on_trades(self, state: PartitionBars, trades: Iterable[Trade]) -> BarStep:
         """The trades in order, as ``on_trade`` one by one would take them, into one step."""
         step = BarStep()
-        span = MINUTE_NS + self.lateness_ns  # closes_at(start) = start + span, inlined per trade
+        span = MINUTE_NS + self.lateness_ns  # window_start and closes_at (start + span) inlined per trade
         touched = step.touched
         for t in trades:
             ev = t.ts_event

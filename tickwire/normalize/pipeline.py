@@ -29,7 +29,7 @@ from tickwire.contract import errors
 from tickwire.contract.dlq import dlq_headers, dlq_topic, replay_origin
 from tickwire.contract.envelope import H_SRC_TOPIC, SESSION_END, Envelope, EnvelopeError, Headers
 from tickwire.contract.parser import VendorParser
-from tickwire.contract.records import Gap, Quote, Trade
+from tickwire.contract.records import Gap, Trade
 from tickwire.logs import kv
 from tickwire.normalize import dedupe
 from tickwire.normalize.bars import BarAggregator, OpenBar, PartitionBars
@@ -41,7 +41,7 @@ from tickwire.normalize.state import (
     load_parser_state,
     parser_key,
 )
-from tickwire.normalize.validate import CROSSED, Checks, TimeWindow, final
+from tickwire.normalize.validate import Checks, TimeWindow, final
 
 if TYPE_CHECKING:
     from tickwire.contract.codec import Codec
@@ -258,12 +258,10 @@ class Pipeline:
         checks = self.checks
         accept, clock, crossed = checks.accept, env.ts_recv, checks.crossed
         records = [accept(r, clock) for r in out.records]
-        res.crossed = checks.crossed - crossed
         derived = self.derived.derive(tp, st, env.source, records)  # NBBO, 1 m bars of 5 s bars
         if derived:
-            derived = [final(r) for r in derived]
-            res.crossed += sum(CROSSED in r.conditions for r in derived if type(r) is Quote)
-            records += derived
+            records += [checks.finish(r) for r in derived]
+        res.crossed = checks.crossed - crossed
         outs = self._outs(records)
         # Bars only after the whole raw record is known good: a DLQ'd record leaves bar state untouched.
         if env.source in self.bar_sources:

@@ -109,15 +109,19 @@ class Checks:
         return len(self._symbols)
 
     def accept(self, r: Record, clock_ns: int) -> Record:
-        """``final(check(r, clock_ns))``, the record as published (``crossed`` counts the flagged quotes).
-        The hot record types first take one
-        predicate that holds only where every step would pass and return ``r`` unchanged; a record it
-        does not clear (a failure, a crossed quote, a symbol not yet cached) takes the steps, which word
-        the error or flag the quote."""
+        """``finish(check(r, clock_ns))``, the parsed record as published.
+
+        The hot record types first take one predicate that holds only where every step would pass and
+        return ``r`` unchanged; a record it does not clear (a failure, a crossed or flagged quote, a symbol
+        not yet cached) takes the steps, which word the error or flag the quote."""
         passes = self._passes.get(type(r))
         if passes is not None and passes(r, clock_ns):
             return r
-        r = final(self.check(r, clock_ns))
+        return self.finish(self.check(r, clock_ns))
+
+    def finish(self, r: Record) -> Record:
+        """``final(r)``, counting a flagged quote in ``crossed`` (parsed and derived records alike)."""
+        r = final(r)
         if type(r) is Quote and CROSSED in r.conditions:
             self.crossed += 1
         return r

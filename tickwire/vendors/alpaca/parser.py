@@ -219,7 +219,6 @@ class AlpacaParser:
             tks = m.get("tks")
             side: Side = "buy" if tks == "B" else "sell" if tks == "S" else "unknown"
             rule: SideRule = "none" if side == "unknown" else "vendor"
-            cond = m.get("c") or ()
             trade_id = m.get("i")
             return Trade(
                 **common,
@@ -228,14 +227,13 @@ class AlpacaParser:
                 side=side,
                 side_rule=rule,
                 trade_id=None if trade_id is None else str(trade_id),
-                conditions=(cond,) if isinstance(cond, str) else tuple(str(c) for c in cond),
+                conditions=_conditions(m.get("c")),
                 underlying=opt.underlying if opt else None,
                 expiry=opt.expiry if opt else None,
                 right=cast(OptionRight, opt.right) if opt else None,
                 strike=opt.strike if opt else None,
             )
         if t == "q":
-            cond = m.get("c") or ()
             return Quote(
                 **common,
                 bid_price=_price(m["bp"], "bp"),
@@ -244,7 +242,7 @@ class AlpacaParser:
                 ask_size=_size(m["as"], "as"),
                 bid_venue=m.get("bx"),
                 ask_venue=m.get("ax"),
-                conditions=(cond,) if isinstance(cond, str) else tuple(str(c) for c in cond),
+                conditions=_conditions(m.get("c")),
             )
         if t in BAR_TYPES:
             timeframe, correction = BAR_TYPES[t]
